@@ -1,0 +1,42 @@
+# Set-up is idempotent: system packages (apt) and a virtualenv are installed on first use.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+APT_PKGS := espeak-ng sox libsndfile1 asterisk-moh-opsound-wav multimon-ng python3-venv
+STAMP_SYS  := $(VENV)/.system-deps
+STAMP_VENV := $(VENV)/.installed
+
+.PHONY: demo test bench lint deps clean
+
+deps: $(STAMP_VENV)
+
+$(STAMP_SYS):
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@mkdir -p $(VENV) && touch $@
+
+$(STAMP_VENV): $(STAMP_SYS) pyproject.toml
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+demo: deps
+	$(PY) -m appliance demo
+
+test: deps
+	$(PY) -m ruff check appliance tests
+	$(PY) -m pytest -n 2 -q
+
+bench: deps
+	$(PY) -m tests.bench
+
+lint: deps
+	$(PY) -m ruff check appliance tests
+	$(PY) -m ruff format --check appliance tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
