@@ -1,0 +1,94 @@
+"""A call: one caller on one line, its audio port, and what it is hearing right now."""
+
+from __future__ import annotations
+
+import enum
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from appliance.audio.media import MediaSource
+from appliance.audio.port import DeviceAudioPort
+
+
+class CallStatus(enum.StrEnum):
+    """Twilio's CallStatus values."""
+
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+def new_call_sid() -> str:
+    return "CA" + uuid.uuid4().hex
+
+
+@dataclass(eq=False)
+class Call:
+    """State shared by the line events, the interpreter thread and the tick thread."""
+
+    line: str
+    from_number: str
+    to_number: str
+    sid: str = field(default_factory=new_call_sid)
+    direction: str = "inbound"
+    status: CallStatus = CallStatus.RINGING
+    created_at: float = field(default_factory=time.time)
+    answered_at: float | None = None
+    ended_at: float | None = None
+    port: DeviceAudioPort | None = None
+    conference: str | None = None  # name of the conference the call is in, if any
+    hung_up: threading.Event = field(default_factory=threading.Event)
+    keys: queue.Queue[str] = field(default_factory=queue.Queue)
+    _player: MediaSource | None = None
+    _player_done: threading.Event = field(default_factory=threading.Event)
+
+    # --- interpreter thread ------------------------------------------------------------------
+
+    def play(self, source: MediaSource) -> bool:
+        """Play ``source`` to the caller; block until it ends. False if the call ended first."""
+        done = threading.Event()
+        self._player_done = done
+        self._player = source
+        if self.hung_up.is_set():
+            done.set()
+        done.wait()
+        if self._player is source:
+            self._player = None
+        return not self.hung_up.is_set()
+
+    def end(self) -> None:
+        """The line reports the call over: wake whatever the interpreter is waiting for."""
+        self.hung_up.set()
+        self._player_done.set()
+
+    # --- tick thread ---------------------------------------------------------------------------
+
+    def next_prompt_frame(self) -> np.ndarray | None:
+        """The next frame of whatever is playing to this caller outside a conference."""
+        source = self._player
+        if source is None:
+            return None
+        frame = source.read_frame()
+        if frame is None or source.done:
+            self._player_done.set()
+        return frame
+
+    def params(self, account_sid: str) -> dict[str, str]:
+        """Twilio's standard voice request parameters."""
+        return {
+            "CallSid": self.sid,
+            "AccountSid": account_sid,
+            "From": self.from_number,
+            "To": self.to_number,
+            "Caller": self.from_number,
+            "Called": self.to_number,
+            "CallStatus": self.status.value,
+            "Direction": self.direction,
+            "ApiVersion": "2010-04-01",
+        }
