@@ -217,6 +217,7 @@ class Supervisor:
             log.info("signal %s received", signal.Signals(signum).name)
             self._stopping.set()
 
+        signal.signal(signal.SIGUSR1, lambda _signum, _frame: self.log_state())
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         self.start()
@@ -226,6 +227,20 @@ class Supervisor:
         finally:
             self.stop()
         return 0
+
+    def state(self) -> dict:
+        """What is alive right now: calls, their threads, audio ports, conferences, threads."""
+        return {
+            "calls": [call.sid for call in self.calls.calls()],
+            "call_threads": self.calls.active_threads(),
+            "attached_ports": self.engine.stats().get("ports", 0),
+            "conferences": [conference.name for conference in self.conferences.active()],
+            "threads": sorted(thread.name for thread in threading.enumerate()),
+            "engine": self.engine.stats(),
+        }
+
+    def log_state(self) -> None:
+        log.info("state: %s", json.dumps(self.state(), default=str))
 
     def request_stop(self) -> None:
         self._stopping.set()

@@ -67,7 +67,10 @@ class CallManager:
                     call.keys.put(digit)
                     self._bus.publish("call.dtmf", call_sid=call.sid, digit=digit)
             case LineStatus():
+                previous = self.line_status.get(line)
                 self.line_status[line] = event
+                if event.state == "idle" and (previous is None or previous.state != "idle"):
+                    log.info("line %s: ready %s", line, event.detail)
                 self._bus.publish("line.status", line=line, state=event.state, **event.detail)
 
     def _call_on(self, line: str) -> Call | None:

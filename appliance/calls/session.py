@@ -13,6 +13,9 @@ from appliance.twiml.verbs import Conference, Dial
 
 log = logging.getLogger(__name__)
 
+# Twilio's jitterBufferSize values as buffer targets (DESIGN: small 20, medium 40, large 60 ms).
+JITTER_TARGET_MS = {"small": 20, "medium": 40, "large": 60, "off": 0}
+
 
 class LiveCallSession:
     """Binds one :class:`Call` to the conferences and to the line that can hang it up."""
@@ -66,6 +69,8 @@ class LiveCallSession:
         if conference is None or participant is None:
             return "failed"
         self.call.conference = noun.name
+        if self.call.port is not None:
+            self.call.port.set_jitter_target(JITTER_TARGET_MS[noun.jitter_buffer_size])
         try:
             while not participant.left.is_set():
                 if self.call.hung_up.is_set():

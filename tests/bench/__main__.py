@@ -1,0 +1,6 @@
+"""``make bench``: every benchmark, each printing figures beside a reference from the same run."""
+
+from tests.bench import call_path, mixer
+
+mixer.run()
+call_path.run()
