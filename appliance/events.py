@@ -1,4 +1,4 @@
-"""The in-process event bus: calls, conferences and lines publish; store, web and webhooks listen."""
+"""The in-process event bus: calls, conferences and lines publish; the rest listens."""
 
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ class EventBus:
         self._lock = threading.Lock()
 
     def subscribe(self, callback: Subscriber, prefix: str = "") -> Callable[[], None]:
-        """Call ``callback`` for every event whose kind starts with ``prefix``; returns unsubscribe."""
+        """Call ``callback`` for each event whose kind starts with ``prefix``.
+
+        Returns a function that unsubscribes.
+        """
         entry = (prefix, callback)
         with self._lock:
             self._subscribers.append(entry)

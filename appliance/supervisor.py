@@ -11,7 +11,6 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from appliance.audio.engine import AudioEngine
 from appliance.audio.media import SpeechSynth
@@ -196,7 +195,7 @@ class Supervisor:
             self._sim_server.start()
         log.info("ready: %d line(s), %s Hz, %d ms frames; account %s", len(self._lines),
                  self.fmt.rate, self.fmt.frame_ms, self.credentials.account_sid)
-        sd_notify("READY=1\nSTATUS=lines %d" % len(self._lines))
+        sd_notify(f"READY=1\nSTATUS=lines {len(self._lines)}")
 
     def stop(self) -> None:
         """Hang up live calls, stop lines, tick and emulators."""

@@ -134,9 +134,9 @@ class Conference:
             end = not remaining or (
                 participant.options.end_on_exit and reason is not LeaveReason.CONFERENCE_ENDED
             )
-            if not end and self.state is ConferenceState.STARTED:
-                if participant.options.beep in ("true", "onExit"):
-                    self._announce(self._leave_beep)
+            beeps = participant.options.beep in ("true", "onExit")
+            if not end and beeps and self.state is ConferenceState.STARTED:
+                self._announce(self._leave_beep)
         self._on_event("conference.leave", conference=self.name, call_sid=call_sid,
                        reason=reason.value)
         log.info("%s left conference %s (%s)", call_sid, self.name, reason.value)
