@@ -12,7 +12,8 @@ Asterisk's ConfBridge: a room of 250 with three talkers costs three mixes and on
 from __future__ import annotations
 
 from collections.abc import Collection, Hashable, Mapping
-from typing import TypeVar
+from operator import itemgetter
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,6 +23,10 @@ _LOW, _HIGH = np.iinfo(np.int16).min, np.iinfo(np.int16).max
 
 # From this many talkers on, their outputs are computed as one (talkers, samples) block.
 _BLOCK_MIN = 8
+# float32 holds every sum of up to 2**24 / 2**15 int16 values exactly.
+_FLOAT_SUM_MAX = 512
+# total - own stays in int16 while own is within [total - 32767, total + 32768].
+_BOUND_OFFSETS = np.array([[-_HIGH], [-_LOW]])
 
 
 def mix_conference(
@@ -34,25 +39,23 @@ def mix_conference(
     """Return each listener's frame: clip(sum of contributors - own + private + common).
 
     ``frames`` holds one int16 frame per participant (every contributor must have one);
-    muted, held and waiting participants are simply left out of ``contributors``. Returned
-    arrays must be treated as read-only: listeners who neither talk nor hear anything private
-    share one array.
+    muted, held and waiting participants are simply left out of ``contributors``. Keys in
+    ``contributors`` and in ``listeners`` are distinct. Returned arrays must be treated as
+    read-only: listeners who neither talk nor hear anything private share one array.
     """
     talkers = list(contributors)
     private = private or {}
-    block = _stack(frames, talkers) if len(talkers) >= _BLOCK_MIN else None
-    if block is not None:
-        base = block.sum(axis=0, dtype=np.int32)
+    if len(talkers) >= _BLOCK_MIN:
+        block = _stack(frames, talkers)
+        base = _sum_rows(block)
+        if common is not None:
+            base += common
+        result = _with_rows(listeners, talkers, _subtract_own(base, block), base)
     else:
         base = _sum_few(frames, talkers, private, common)
-    if common is not None:
-        base += common
-
-    plain = _clip(base)
-    result = dict.fromkeys(listeners, plain)
-    if block is not None:
-        _put_rows(result, talkers, _subtract_own(base, block), listeners)
-    else:
+        if common is not None:
+            base += common
+        result = dict.fromkeys(listeners, _clip(base))
         for key in talkers:
             if key in result:
                 result[key] = _clip(base - frames[key])
@@ -96,28 +99,63 @@ def _sum_few(
     return total
 
 
-def _put_rows(
-    result: dict[K, np.ndarray], talkers: list[K], rows: np.ndarray, listeners: Collection[K]
-) -> None:
-    """Give each talker who listens its row of ``rows`` (views, no copies)."""
+def _sum_rows(block: np.ndarray) -> np.ndarray:
+    """The int32 column sums of an int16 block (through BLAS while float32 is exact)."""
+    if len(block) > _FLOAT_SUM_MAX:
+        return block.sum(axis=0, dtype=np.int32)
+    ones = np.ones(len(block), dtype=np.float32)
+    return (ones @ block.astype(np.float32)).astype(np.int32)
+
+
+def _with_rows(
+    listeners: Collection[K], talkers: list[K], rows: np.ndarray, base: np.ndarray
+) -> dict[K, np.ndarray]:
+    """Each listener's frame: its own row (a view) if it talks, else the shared clip(base)."""
+    result: dict[K, Any] = dict.fromkeys(listeners)
     listening = len(result)
     result.update(zip(talkers, rows, strict=True))
-    if len(result) != listening:  # some talkers only talk (a music source, a recorder)
-        wanted = set(listeners)
-        for key in talkers:
-            if key not in wanted:
-                result.pop(key, None)
+    talking = len(talkers)
+    if len(result) > listening:  # some talkers only talk (a music source, a recorder)
+        for key in set(talkers).difference(listeners):
+            del result[key]
+            talking -= 1
+    if talking < listening:
+        plain = _clip(base)
+        for key, frame in result.items():
+            if frame is None:
+                result[key] = plain
+    return result
 
 
 def _stack(frames: Mapping[K, np.ndarray], keys: list[K]) -> np.ndarray:
-    """A fresh, writable (len(keys), S) int16 copy of the keys' frames."""
-    return np.concatenate([frames[key] for key in keys]).reshape(len(keys), -1)
+    """A fresh, writable (len(keys), S) int16 copy of the keys' frames.
+
+    Joining the frames' buffers costs a third of ``np.concatenate`` for 250 small arrays.
+    """
+    first = frames[keys[0]]
+    if first.dtype != np.int16:
+        raise ValueError(f"frames must be int16, not {first.dtype}")
+    arrays = itemgetter(*keys)(frames) if len(keys) > 1 else [frames[keys[0]]]
+    raw = bytearray().join(arrays)
+    if len(raw) != len(keys) * first.nbytes:
+        raise ValueError("frames must be int16 arrays of one length")
+    return np.frombuffer(raw, dtype=np.int16).reshape(len(keys), -1)
 
 
 def _subtract_own(base: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """Overwrite each row of ``own`` (int16) with clip(base - row); return it."""
-    return np.clip(np.subtract(base, own, dtype=np.int32), _LOW, _HIGH, out=own)
+    """Overwrite each int16 row of ``own`` with clip(base - row), in three int16 passes; return it.
+
+    Each row is first clamped to the range that keeps ``base - row`` inside int16; the
+    subtraction can then run in wrapping int16 arithmetic and still be exact. Beyond
+    [-65536, 65534] every result saturates the same way, so ``base`` is clamped there first.
+    """
+    total = np.minimum(np.maximum(base, 2 * _LOW), 2 * _HIGH)
+    low, high = np.minimum(np.maximum(total + _BOUND_OFFSETS, _LOW), _HIGH).astype(np.int16)
+    np.maximum(own, low, out=own)
+    np.minimum(own, high, out=own)
+    return np.subtract(total.astype(np.int16), own, out=own)
 
 
 def _clip(mixed: np.ndarray) -> np.ndarray:
-    return np.clip(mixed, _LOW, _HIGH).astype(np.int16)
+    """int32 -> int16, saturating (ufuncs: ``np.clip`` costs microseconds per call)."""
+    return np.minimum(np.maximum(mixed, _LOW), _HIGH).astype(np.int16)

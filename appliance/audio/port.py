@@ -1,7 +1,5 @@
 """The edge between one device's clock and the appliance's tick.
 
-INTERFACE STUB — to be implemented (keep these signatures).
-
 A ``DeviceAudioPort`` belongs to one line's audio device (a serial audio tty, an ALSA PCM).
 The device side is called from the transport's own thread, paced by the device clock:
 for every period read from the device, the transport calls ``device_frame_in(samples)`` and
@@ -12,10 +10,166 @@ the internal ``AudioFormat`` rate, so the mixer never sees another rate.
 The tick side (the audio engine's thread) calls ``read_frame()`` once per tick for what the
 device heard and ``write_frame(frame)`` once per tick for what the device should play. Between
 the two sides sit two drift buffers (``appliance.audio.buffers.DriftBuffer``) whose fill is held
-near ``target_ms`` by slipping single samples, so two clocks that differ by a few hundred ppm
+near its target by slipping single samples, so two clocks that differ by a few hundred ppm
 never grow or drain a buffer; an underrun yields silence (faded), an overrun drops the oldest
 audio; both are counted in ``stats()``.
 
 When the port is the engine's master, ``device_frame_in`` also signals the engine
-(``set_tick_listener``) so the tick is driven by the device's clock.
+(``set_tick_listener``) once per frame's worth of samples, so the tick is driven by the
+device's clock. The period's output is taken from the outbound buffer before that signal, so
+it is always what the previous ticks wrote, however quickly the engine answers: a master adds
+one device period of latency on the way out and none on the way in.
 """
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from appliance.audio.buffers import DriftBuffer
+from appliance.audio.frames import AudioFormat
+from appliance.audio.resample import StreamResampler
+
+# Room in each drift buffer, whatever its target.
+_CAPACITY_MS = 500
+
+
+class DeviceAudioPort:
+    """Two drift buffers and two resamplers between a device's periods and the tick's frames.
+
+    ``target_ms`` is the inbound (jitter) target: the audio the tick finds buffered, its own
+    frame included, so 20 ms at 20 ms frames means no more buffering than one frame. The
+    outbound target is one device period (at least one frame).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        fmt: AudioFormat,
+        device_rate: int,
+        device_frame_samples: int,
+        target_ms: int = 20,
+    ) -> None:
+        if device_frame_samples <= 0:
+            raise ValueError(f"device_frame_samples must be positive, not {device_frame_samples}")
+        self.name = name
+        self.fmt = fmt
+        self.device_rate = device_rate
+        self.device_frame_samples = device_frame_samples
+        capacity = fmt.rate * _CAPACITY_MS // 1000
+        self._inbound = DriftBuffer(fmt.samples, self._samples(target_ms), capacity)
+        device_period = math.ceil(device_frame_samples * fmt.rate / device_rate)
+        self._outbound = DriftBuffer(fmt.samples, max(device_period, fmt.samples), capacity)
+        self._jitter_ms = target_ms
+        self._to_tick = StreamResampler(device_rate, fmt.rate)
+        self._to_device = StreamResampler(fmt.rate, device_rate)
+        # Resampled output waits here until it makes a whole device period.
+        chunk = math.ceil(fmt.samples * device_rate / fmt.rate) + self._to_device.delay_samples
+        self._staging = np.zeros(device_frame_samples + chunk, dtype=np.int16)
+        self._staged = 0
+        self._pending: np.ndarray | None = None
+        self._listener: Callable[[], None] | None = None
+        self._unsignalled = 0  # tick-rate samples received since the listener's last call
+        self._frames_in = 0
+        self._frames_out = 0
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- device side (the transport's thread) -----------------------------------------------
+
+    def device_frame_in(self, samples: np.ndarray) -> None:
+        """Take one period read from the device; signal the tick listener per frame received."""
+        if self._closed:
+            return
+        self._pending = self._next_device_frame()
+        converted = self._to_tick.process(samples)
+        self._inbound.put(converted)
+        self._frames_in += 1
+        listener = self._listener
+        if listener is None:
+            return
+        self._unsignalled += len(converted)
+        while self._unsignalled >= self.fmt.samples:
+            self._unsignalled -= self.fmt.samples
+            listener()
+
+    def device_frame_out(self) -> np.ndarray:
+        """The period to write to the device: exactly ``device_frame_samples`` int16 samples."""
+        if self._closed:
+            return np.zeros(self.device_frame_samples, dtype=np.int16)
+        frame = self._pending if self._pending is not None else self._next_device_frame()
+        self._pending = None
+        self._frames_out += 1
+        return frame
+
+    # --- tick side (the engine's thread) ----------------------------------------------------
+
+    def read_frame(self) -> np.ndarray:
+        """What the device heard: one frame of ``fmt.samples`` int16 samples at ``fmt.rate``."""
+        if self._closed:
+            return self.fmt.silence()
+        return self._inbound.get_frame()
+
+    def write_frame(self, frame: np.ndarray) -> None:
+        """What the device should play: one frame at ``fmt.rate``."""
+        if not self._closed:
+            self._outbound.put(frame)
+
+    # --- control ----------------------------------------------------------------------------
+
+    def set_tick_listener(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` (on the device thread) for every frame's worth of device input."""
+        self._unsignalled = 0
+        self._listener = callback
+
+    def set_jitter_target(self, ms: int) -> None:
+        """Inbound buffering in ms, the tick's frame included; 0 (off) keeps just one frame."""
+        self._inbound.set_target(self._samples(ms))
+        self._jitter_ms = ms
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "inbound": self._inbound.stats(),
+            "outbound": self._outbound.stats(),
+            "frames_in": self._frames_in,
+            "frames_out": self._frames_out,
+            "jitter_target_ms": self._jitter_ms,
+        }
+
+    def close(self) -> None:
+        """Stop signalling and drop buffered audio; afterwards both sides see silence."""
+        self._closed = True
+        self._listener = None
+        self._inbound.clear()
+        self._outbound.clear()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"DeviceAudioPort({self.name!r}, {self.device_rate} Hz x {self.device_frame_samples}"
+            f" <-> {self.fmt.rate} Hz x {self.fmt.samples}, {state})"
+        )
+
+    def _samples(self, ms: int) -> int:
+        if ms < 0:
+            raise ValueError(f"a buffer target cannot be negative ({ms} ms)")
+        return self.fmt.rate * ms // 1000
+
+    def _next_device_frame(self) -> np.ndarray:
+        """Pull frames from the outbound buffer through the resampler until a period is ready."""
+        need = self.device_frame_samples
+        while self._staged < need:
+            chunk = self._to_device.process(self._outbound.get_frame())
+            self._staging[self._staged : self._staged + len(chunk)] = chunk
+            self._staged += len(chunk)
+        frame = self._staging[:need].copy()
+        rest = self._staged - need
+        self._staging[:rest] = self._staging[need : self._staged]
+        self._staged = rest
+        return frame

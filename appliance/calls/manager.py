@@ -69,9 +69,11 @@ class CallManager:
             case LineStatus():
                 previous = self.line_status.get(line)
                 self.line_status[line] = event
-                if event.state == "idle" and (previous is None or previous.state != "idle"):
+                if event.state == "idle" and previous is None:
                     log.info("line %s: ready %s", line, event.detail)
-                self._bus.publish("line.status", line=line, state=event.state, **event.detail)
+                elif previous is None or previous.state != event.state:
+                    log.debug("line %s: %s", line, event.state)
+                self._bus.publish("line.status", line=line, state=event.state, detail=event.detail)
 
     def _call_on(self, line: str) -> Call | None:
         with self._lock:

@@ -387,10 +387,11 @@ class ATChannel:
             except DEVICE_ERRORS as exc:
                 self._die(exc)
                 raise ATChannelClosed(f"{self.name}: cannot write {cmd!r}: {exc}") from exc
-            finished = pending.done.wait(timeout)
+            pending.done.wait(timeout)
             with self._state:
                 if self._pending is pending:
                     self._pending = None
+                finished = pending.done.is_set()  # the final may land as the wait times out
         if not finished:
             log.debug("%s ! %s timed out after %g s", self.name, cmd, timeout)
             raise ATTimeout(cmd, timeout)

@@ -157,6 +157,7 @@ class SimcomDriver(LineDriver):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._lost: BaseException | None = None
+        self._phase = "down"  # starting | idle | down, when no call is in progress
         self._events: queue.Queue[LineEvent | None] = queue.Queue()
         self._emitter: threading.Thread | None = None
 
@@ -166,11 +167,13 @@ class SimcomDriver(LineDriver):
         """Open and initialise the modem, then serve calls until stop() or the device fails."""
         self._wake.clear()
         self._lost = None
+        self._phase = "starting"
         self._start_emitter()
         self._post(LineStatus("starting", self.status()))
         try:
             self._open()
             self._initialise()
+            self._phase = "idle"
             self._post(LineStatus("idle", self.status()))
             while not self._stopping.is_set() and self._lost is None:
                 self._wake.wait()
@@ -179,9 +182,11 @@ class SimcomDriver(LineDriver):
         except _StopRequested:
             pass
         except LineError as exc:
+            self._phase = "down"
             self._post(LineStatus("down", {**self.status(), "error": str(exc)}))
             raise
         finally:
+            self._phase = "down"
             self._shutdown()
             self._stop_emitter()
 
@@ -616,9 +621,9 @@ class SimcomDriver(LineDriver):
     def _state_name(self) -> str:
         if self._call is not None and not self._call.ended:
             return self._call.state
-        if self._channel is None or not self._channel.alive:
+        if self._channel is not None and not self._channel.alive:
             return "down"
-        return "idle"
+        return self._phase
 
     def _timer(self, delay: float, action: Callable[[_Call], None], call: _Call) -> threading.Timer:
         timer = threading.Timer(delay, action, args=(call,))

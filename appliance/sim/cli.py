@@ -81,9 +81,10 @@ def socket_path(args: argparse.Namespace) -> Path:
         if not isinstance(value, str) or not value:
             raise _ConfigError(f"{config}: appliance.data_dir must be a non-empty string")
         data_dir = value
-        if not Path(data_dir).is_absolute():
-            data_dir = str(config.resolve().parent / data_dir)
-    return Path(data_dir) / SOCKET_NAME
+    path = Path(data_dir).expanduser()
+    if not path.is_absolute():  # relative to the config file, as the daemon reads it
+        path = config.resolve().parent / path
+    return path / SOCKET_NAME
 
 
 def _print_status(lines: dict[str, dict[str, Any]]) -> None:

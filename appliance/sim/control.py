@@ -182,7 +182,7 @@ class SimControlServer:
         self._server = _Server(str(self.socket_path), self.control)
         os.chmod(self.socket_path, 0o660)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sim-control", daemon=True
+            target=self._server.serve_forever, args=(0.1,), name="sim-control", daemon=True
         )
         self._thread.start()
         log.info("sim control listening on %s", self.socket_path)

@@ -271,7 +271,7 @@ class SimcomModem:
         self._dropped = 0
         self._rx = bytearray()
         self._tx_pending = bytearray()
-        self._heard: list[np.ndarray] = []
+        self._heard = bytearray()  # int16 little-endian, one sample per tick
         self._playback: deque[np.ndarray] = deque()
         self._play_end = 0
         self._commands: list[str] = []
@@ -396,9 +396,7 @@ class SimcomModem:
     def heard(self) -> np.ndarray:
         """Everything the appliance sent since the audio stream started, one sample per tick."""
         with self._lock:
-            if not self._heard:
-                return np.zeros(0, dtype=np.int16)
-            return np.concatenate(self._heard)
+            return np.frombuffer(bytes(self._heard), dtype="<i2").astype(np.int16)
 
     # --- observation -------------------------------------------------------------------------
 
@@ -903,28 +901,32 @@ class SimcomModem:
             n += 1
 
     def _tick(self, generation: int) -> None:
+        """Consume one frame of the appliance's audio, then send one frame of the caller's.
+
+        Consuming first means a frame the appliance writes in answer to frame n is heard at
+        index n + 1 at the earliest, never in the same tick.
+        """
         with self._lock:
             if self._stream_gen != generation:
                 return
-            outgoing = self._pull(FRAME_SAMPLES).astype("<i2").tobytes()
-            if len(self._tx_pending) + FRAME_BYTES > TX_CAP_BYTES:
-                self._dropped += 1
-            else:
-                self._tx_pending += outgoing
-            self._flush_tx()
             self._rx += self._drain(self._audio_master)
             if len(self._rx) > RX_CAP_BYTES:
                 excess = len(self._rx) - RX_CAP_BYTES
                 del self._rx[: excess + excess % 2]
                 self._overruns += 1
             if len(self._rx) >= FRAME_BYTES:
-                frame = np.frombuffer(bytes(self._rx[:FRAME_BYTES]), dtype="<i2").astype(np.int16)
+                self._heard += self._rx[:FRAME_BYTES]
                 del self._rx[:FRAME_BYTES]
             else:
-                frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+                self._heard += bytes(FRAME_BYTES)  # silence
                 self._underruns += 1
-            self._heard.append(frame)
             self._frames += 1
+            outgoing = self._pull(FRAME_SAMPLES).astype("<i2").tobytes()
+            if len(self._tx_pending) + FRAME_BYTES > TX_CAP_BYTES:
+                self._dropped += 1
+            else:
+                self._tx_pending += outgoing
+            self._flush_tx()
 
     def _flush_tx(self) -> None:
         while self._tx_pending:
@@ -943,9 +945,7 @@ class SimcomModem:
         while True:
             try:
                 chunk = os.read(fd, 65536)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
+            except OSError:  # nothing more now (EAGAIN), or the other end is gone
                 break
             if not chunk:
                 break

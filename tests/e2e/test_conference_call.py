@@ -21,7 +21,7 @@ PROMPT = "Welcome to the family line."
 def speak(tmp_path: Path, text: str, name: str) -> np.ndarray:
     """An espeak-ng WAV of ``text`` at the modem's rate (what a caller 'says')."""
     wav = tmp_path / f"{name}.wav"
-    subprocess.run(["espeak-ng", "-w", str(wav), text], check=True)
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), text], check=True)
     return load_audio(wav, RATE)
 
 

@@ -6,8 +6,9 @@ import os
 import queue
 import threading
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
@@ -135,41 +136,54 @@ class Rig:
 
 
 @pytest.fixture
-def rig() -> Iterator[Rig]:
-    modem = FakeSim7600()
-    audio_master, audio_slave = os.openpty()
-    tty.setraw(audio_slave)
-    events: queue.Queue[LineEvent] = queue.Queue()
-    driver = SimcomDriver(
-        "gsm0",
-        events.put,
-        control=modem.path,
-        audio=f"serial:{os.ttyname(audio_slave)}",
-        fmt=AudioFormat(16000, 20),
-        number="+15550000000",
-        port_factory=FakePort,
-        clip_wait=0.2,
-    )
-    failure: list[BaseException] = []
+def make_rig() -> Iterator[Callable[..., Rig]]:
+    """Start a driver on a fresh FakeSim7600; ``options`` go to SimcomDriver."""
+    started: list[tuple[Rig, int]] = []
 
-    def run() -> None:
-        try:
-            driver.run()
-        except BaseException as exc:
-            failure.append(exc)
+    def make(**options: Any) -> Rig:
+        modem = FakeSim7600()
+        audio_master, audio_slave = os.openpty()
+        tty.setraw(audio_slave)
+        events: queue.Queue[LineEvent] = queue.Queue()
+        driver = SimcomDriver(
+            "gsm0",
+            events.put,
+            control=modem.path,
+            audio=f"serial:{os.ttyname(audio_slave)}",
+            fmt=AudioFormat(16000, 20),
+            number="+15550000000",
+            port_factory=FakePort,
+            **{"clip_wait": 0.2, **options},
+        )
+        failure: list[BaseException] = []
 
-    thread = threading.Thread(target=run, name="driver-run")
-    rig = Rig(modem, audio_master, driver, events, thread, failure)
-    thread.start()
-    status = rig.next(LineStatus)
-    while status.state != "idle":  # type: ignore[union-attr]
+        def run() -> None:
+            try:
+                driver.run()
+            except BaseException as exc:
+                failure.append(exc)
+
+        thread = threading.Thread(target=run, name="driver-run")
+        rig = Rig(modem, audio_master, driver, events, thread, failure)
+        started.append((rig, audio_slave))
+        thread.start()
         status = rig.next(LineStatus)
-    yield rig
-    driver.stop()
-    thread.join(timeout=10)
-    modem.close()
-    os.close(audio_master)
-    os.close(audio_slave)
+        while status.state != "idle":  # type: ignore[union-attr]
+            status = rig.next(LineStatus)
+        return rig
+
+    yield make
+    for rig, audio_slave in started:
+        rig.driver.stop()
+        rig.thread.join(timeout=10)
+        rig.modem.close()
+        os.close(rig.audio_master)
+        os.close(audio_slave)
+
+
+@pytest.fixture
+def rig(make_rig: Callable[..., Rig]) -> Rig:
+    return make_rig()
 
 
 def test_initialisation_reports_the_modem_idle_with_its_details(rig: Rig):
@@ -319,8 +333,8 @@ def test_answering_a_call_that_went_away_reports_it(rig: Rig):
     assert rig.next(Disconnected) == Disconnected("remote")
 
 
-def test_ringing_that_stops_without_a_report_ends_the_call(rig: Rig):
-    rig.driver._ring_timeout = 0.2  # AT+CLCC then lists no incoming call
+def test_ringing_that_stops_without_a_report_ends_the_call(make_rig: Callable[..., Rig]):
+    rig = make_rig(ring_timeout=0.2)  # then AT+CLCC lists no incoming call
     rig.ring()
     assert rig.next(Disconnected) == Disconnected("remote")
 
