@@ -25,8 +25,12 @@ _LOW, _HIGH = np.iinfo(np.int16).min, np.iinfo(np.int16).max
 _BLOCK_MIN = 8
 # float32 holds every sum of up to 2**24 / 2**15 int16 values exactly.
 _FLOAT_SUM_MAX = 512
-# total - own stays in int16 while own is within [total - 32767, total + 32768].
-_BOUND_OFFSETS = np.array([[-_HIGH], [-_LOW]])
+# Rows derived from the total for _subtract_own: the total itself (clamped to where results
+# stop changing), and [total - 32767, total + 32768], in which total - own fits int16.
+_OFFSETS = np.array([[0], [-_HIGH], [-_LOW]], dtype=np.int32)
+_FLOORS = np.array([[2 * _LOW], [_LOW], [_LOW]], dtype=np.int32)
+_CEILINGS = np.array([[2 * _HIGH], [_HIGH], [_HIGH]], dtype=np.int32)
+_ONES = np.ones(_FLOAT_SUM_MAX, dtype=np.float32)
 
 
 def mix_conference(
@@ -76,10 +80,11 @@ def mix_minus(frames: np.ndarray, contributing: np.ndarray) -> np.ndarray:
 
     A row that does not contribute hears the whole sum. Returns a new (N, S) int16 array.
     """
+    if frames.dtype != np.int16 or frames.ndim != 2:
+        raise ValueError(f"frames must be (N, S) int16, not {frames.ndim}-d {frames.dtype}")
     mask = np.asarray(contributing, dtype=bool)[:, None]
     total = np.sum(frames, axis=0, dtype=np.int32, where=mask)
-    own = np.where(mask, frames, 0).astype(np.int16, copy=False)
-    return _subtract_own(total, own)
+    return _subtract_own(total, np.where(mask, frames, 0))
 
 
 def _sum_few(
@@ -103,14 +108,15 @@ def _sum_rows(block: np.ndarray) -> np.ndarray:
     """The int32 column sums of an int16 block (through BLAS while float32 is exact)."""
     if len(block) > _FLOAT_SUM_MAX:
         return block.sum(axis=0, dtype=np.int32)
-    ones = np.ones(len(block), dtype=np.float32)
-    return (ones @ block.astype(np.float32)).astype(np.int32)
+    return (_ONES[: len(block)] @ block.astype(np.float32)).astype(np.int32)
 
 
 def _with_rows(
     listeners: Collection[K], talkers: list[K], rows: np.ndarray, base: np.ndarray
 ) -> dict[K, np.ndarray]:
     """Each listener's frame: its own row (a view) if it talks, else the shared clip(base)."""
+    if len(listeners) == len(talkers) and list(listeners) == talkers:
+        return dict(zip(talkers, rows, strict=True))  # everyone talks
     result: dict[K, Any] = dict.fromkeys(listeners)
     listening = len(result)
     result.update(zip(talkers, rows, strict=True))
@@ -145,15 +151,15 @@ def _stack(frames: Mapping[K, np.ndarray], keys: list[K]) -> np.ndarray:
 def _subtract_own(base: np.ndarray, own: np.ndarray) -> np.ndarray:
     """Overwrite each int16 row of ``own`` with clip(base - row), in three int16 passes; return it.
 
-    Each row is first clamped to the range that keeps ``base - row`` inside int16; the
-    subtraction can then run in wrapping int16 arithmetic and still be exact. Beyond
+    Each row is first clamped to [low, high], the range that keeps ``base - row`` inside int16;
+    the subtraction can then run in wrapping int16 arithmetic and still be exact. Beyond
     [-65536, 65534] every result saturates the same way, so ``base`` is clamped there first.
     """
-    total = np.minimum(np.maximum(base, 2 * _LOW), 2 * _HIGH)
-    low, high = np.minimum(np.maximum(total + _BOUND_OFFSETS, _LOW), _HIGH).astype(np.int16)
+    bounds = np.minimum(np.maximum(base + _OFFSETS, _FLOORS), _CEILINGS)
+    total, low, high = bounds.astype(np.int16)  # total wraps, as the subtraction will
     np.maximum(own, low, out=own)
     np.minimum(own, high, out=own)
-    return np.subtract(total.astype(np.int16), own, out=own)
+    return np.subtract(total, own, out=own)
 
 
 def _clip(mixed: np.ndarray) -> np.ndarray:

@@ -80,13 +80,21 @@ class DriftBuffer:
         return len(self._ring)
 
     def set_target(self, target_samples: int) -> None:
-        """Aim for a new fill; the smoothed fill walks there one slip per frame."""
+        """Aim for a new fill at once.
+
+        A playing buffer jumps there (silence is inserted before the oldest sample, or the
+        oldest samples are dropped) instead of slipping a sample per frame: walking 40 ms at
+        one slip per frame would warp the next dozen seconds of speech.
+        """
         room = len(self._ring) - self._frame
         if not 0 <= target_samples <= room:
             raise ValueError(f"target_samples must be within 0..{room}, not {target_samples}")
         with self._lock:
             self._target = target_samples
-            self._level = max(target_samples, self._frame)
+            level = max(target_samples, self._frame)
+            if self._playing:
+                self._jump(level - self._level)
+            self._level = level
 
     def clear(self) -> None:
         """Drop all audio and start priming again (counters are kept)."""
@@ -165,6 +173,25 @@ class DriftBuffer:
         )
 
     # --- inside the lock ------------------------------------------------------------------
+
+    def _jump(self, samples: int) -> None:
+        """Grow the fill by ``samples`` of leading silence, or shrink it by dropping the oldest."""
+        capacity = len(self._ring)
+        if samples > 0:
+            samples = min(samples, capacity - self._fill)
+            start = (self._start - samples) % capacity
+            if start + samples <= capacity:
+                self._ring[start : start + samples] = 0
+            else:
+                self._ring[start:] = 0
+                self._ring[: (start + samples) % capacity] = 0
+            self._start = start
+            self._fill += samples
+        elif samples < 0:
+            drop = min(-samples, self._fill)
+            self._start = (self._start + drop) % capacity
+            self._fill -= drop
+        self._smoothed = float(self._fill)
 
     def _take(self, count: int) -> np.ndarray:
         """Remove and return the oldest ``count`` samples (a copy)."""

@@ -86,6 +86,7 @@ class AudioEngine:
             if self._running:
                 return
             self._running = True
+            self._owed = 0
             self._started_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="audio-engine", daemon=True)
         self._thread.start()
@@ -109,7 +110,9 @@ class AudioEngine:
         return float("inf") if since is None else time.monotonic() - since
 
     def stats(self) -> dict[str, Any]:
+        """Tick counts by source; late: timer ticks a period behind, device ticks dropped."""
         return {
+            "ports": len(self._ports),
             "ticks": self._ticks,
             "device_ticks": self._device_ticks,
             "timer_ticks": self._timer_ticks,
@@ -119,7 +122,7 @@ class AudioEngine:
 
     def __repr__(self) -> str:
         master = self._master.name if self._master is not None else None
-        return f"AudioEngine(master={master!r}, ports={len(self._ports)}, {self.stats()})"
+        return f"AudioEngine(master={master!r}, {self.stats()})"
 
     # --- inside ----------------------------------------------------------------------------
 
@@ -130,6 +133,7 @@ class AudioEngine:
             return
         if self._master is not None:
             self._master.set_tick_listener(None)
+        self._wake.notify_all()  # the engine may be waiting on the old master
         self._master = candidate
         self._owed = 0
         self._last_device = -float("inf")  # the timer runs until the new master delivers

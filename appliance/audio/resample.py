@@ -49,6 +49,8 @@ class StreamResampler:
         """Resample one chunk of int16 samples (any length); returns int16."""
         if self.in_rate == self.out_rate:
             return np.asarray(samples, dtype=np.int16)
+        if len(samples) == 0:  # soxr would take it for the end of the stream and flush
+            return np.zeros(0, dtype=np.int16)
         chunk = np.asarray(samples, dtype=np.float32)
         if self.out_rate < self.in_rate:
             chunk = self._lowpass(chunk)

@@ -38,6 +38,7 @@ class CallManager:
         self._numbers: dict[str, str] = {}
         self._threads: dict[str, threading.Thread] = {}
         self.line_status: dict[str, LineStatus] = {}
+        self._ready_lines: set[str] = set()
 
     # --- lines ------------------------------------------------------------------------------
 
@@ -69,9 +70,12 @@ class CallManager:
             case LineStatus():
                 previous = self.line_status.get(line)
                 self.line_status[line] = event
-                if event.state == "idle" and previous is None:
+                if event.state == "idle" and line not in self._ready_lines:
+                    self._ready_lines.add(line)
                     log.info("line %s: ready %s", line, event.detail)
-                elif previous is None or previous.state != event.state:
+                elif event.state in ("down", "error", "starting"):
+                    self._ready_lines.discard(line)
+                if previous is None or previous.state != event.state:
                     log.debug("line %s: %s", line, event.state)
                 self._bus.publish("line.status", line=line, state=event.state, detail=event.detail)
 

@@ -135,6 +135,17 @@ def test_a_room_where_nobody_talks_is_silence_of_frame_length() -> None:
     assert all(len(frame) == SAMPLES and not frame.any() for frame in mixed.values())
 
 
+@pytest.mark.parametrize("count", [3, 40])
+def test_when_everyone_talks_everyone_hears_all_the_others(count: int) -> None:
+    rng = np.random.default_rng(count)
+    frames = {i: rng.integers(-32768, 32768, SAMPLES).astype(np.int16) for i in range(count)}
+    everyone = list(frames)
+    mixed = mix_conference(frames, everyone, everyone)
+    assert len({id(frame) for frame in mixed.values()}) == count
+    for key in everyone:
+        assert np.array_equal(mixed[key], expected_mix(frames, everyone, key))
+
+
 def test_many_full_scale_talkers_saturate_exactly() -> None:
     count = 600  # beyond what float32 sums exactly: the int32 path
     rows = np.where(np.arange(count)[:, None] % 3 == 0, -32768, 32767) * np.ones(SAMPLES, int)

@@ -109,6 +109,14 @@ def test_up_sampling_keeps_the_tone_and_leaves_no_image() -> None:
     assert image < spectrum.max() * 10 ** (-60 / 20)
 
 
+def test_an_empty_chunk_gives_nothing_and_leaves_the_stream_intact() -> None:
+    resampler = StreamResampler(8000, 16000)
+    empty = np.zeros(0, dtype=np.int16)
+    lengths = [len(resampler.process(chunk)) for chunk in (empty, tone(440, 8000, 0.02), empty)]
+    assert lengths == [0, 320, 0]
+    assert len(resampler.process(tone(440, 8000, 0.02))) == 320
+
+
 def test_equal_rates_pass_chunks_through_without_copying() -> None:
     chunk = tone(1000, 16000, 0.02)
     resampler = StreamResampler(16000, 16000)
