@@ -231,6 +231,7 @@ class Supervisor:
         """What is alive right now: calls, their threads, audio ports, conferences, threads."""
         return {
             "calls": [call.sid for call in self.calls.calls()],
+            "ports": {call.sid: call.port.stats() for call in self.calls.calls() if call.port},
             "call_threads": self.calls.active_threads(),
             "attached_ports": self.engine.stats().get("ports", 0),
             "conferences": [conference.name for conference in self.conferences.active()],

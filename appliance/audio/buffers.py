@@ -48,7 +48,7 @@ class DriftBuffer:
         self._lock = threading.Lock()
         self._target = 0
         self._level = frame_samples  # the fill actually aimed at: the target, at least a frame
-        self._threshold = max(1, frame_samples // 10)  # 2 ms at 20 ms frames
+        self._threshold = max(1, frame_samples // 4)  # 5 ms at 20 ms frames
         self._fade = max(1, frame_samples // 10)
         self._smoothed = 0.0
         self._playing = False
@@ -141,11 +141,19 @@ class DriftBuffer:
                 return self._faded_out(self._take(fill))
 
             self._smoothed += (fill - self._smoothed) / _SMOOTHING_FRAMES
-            error = self._smoothed - self._level
-            if error > self._threshold and fill > self._frame:
+            # Two clocks with an arbitrary phase leave anything from the level to a frame above
+            # it at this point; that band is left alone, so slips happen at the clocks' drift
+            # rate only, never to chase the phase (a slip per frame would warp speech 0.3 %).
+            if self._smoothed > self._level + self._frame + self._threshold:
+                error = 1.0
+            elif self._smoothed < self._level - 0.5:
+                error = -1.0
+            else:
+                error = 0.0
+            if error > 0 and fill > self._frame:
                 self._slips_dropped += 1
                 frame = self._resized(self._take(self._frame + 1), self._squeeze)
-            elif error < -self._threshold:
+            elif error < 0:
                 self._slips_added += 1
                 frame = self._resized(self._take(self._frame - 1), self._stretch)
             else:
@@ -191,7 +199,8 @@ class DriftBuffer:
             drop = min(-samples, self._fill)
             self._start = (self._start + drop) % capacity
             self._fill -= drop
-        self._smoothed = float(self._fill)
+            samples = -drop
+        self._smoothed += samples  # the band the fill moves in shifts with it
 
     def _take(self, count: int) -> np.ndarray:
         """Remove and return the oldest ``count`` samples (a copy)."""

@@ -41,8 +41,10 @@ class DeviceAudioPort:
     """Two drift buffers and two resamplers between a device's periods and the tick's frames.
 
     ``target_ms`` is the inbound (jitter) target: the audio the tick finds buffered, its own
-    frame included, so 20 ms at 20 ms frames means no more buffering than one frame. The
-    outbound target is one device period (at least one frame).
+    frame included, so 20 ms at 20 ms frames means no more buffering than one frame: right for
+    the master, whose frames pace the tick. A port on another clock rides through the moments
+    its phase crosses the tick's without a gap from 40 ms on. The outbound target is one
+    device period (at least one frame).
     """
 
     def __init__(

@@ -137,6 +137,7 @@ class CallManager:
         if call.port is not None:
             self._engine.detach(call.port)
             call.port.close()
+            log.info("call %s audio: %s", call.sid, call.port.stats())
         self._bus.publish("call.ended", call_sid=call.sid, line=line, reason=reason)
         log.info("line %s: call %s ended (%s)", line, call.sid, reason)
 

@@ -25,12 +25,14 @@ def speak(tmp_path: Path, text: str, name: str) -> np.ndarray:
     return load_audio(wav, RATE)
 
 
-def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
+def wait_for(condition, timeout: float = 30.0, what: str = "condition",
+             every: float = 0.05) -> None:
+    """Poll ``condition`` (the emulated modems keep no event for "has heard X")."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(every)
 
 
 def wait_heard_seconds(modem, seconds: float, timeout: float = 60.0) -> None:
@@ -73,7 +75,7 @@ def test_two_callers_meet_hear_beeps_and_each_other_but_not_themselves(start_dae
     assert b.wait_state("active", 20)
     wait_heard_seconds(b, len(prompt_reference) / RATE + 2.5)
     wait_for(lambda: beep_times(a.heard()[b_joined_at_a:], RATE, 660, 880),
-             what="join beep at A")
+             what="join beep at A", every=0.5)
     assert beep_times(b.heard(), RATE, 660, 880), "B did not hear the join beep"
 
     # A speaks: B hears it; A hears no copy of itself.
@@ -82,7 +84,9 @@ def test_two_callers_meet_hear_beeps_and_each_other_but_not_themselves(start_dae
     b_end = b.sample_clock
     heard_b = b.heard()[: b_end]
     peak_b, _ = normalised_xcorr(heard_b, speech)
-    assert peak_b > 0.8, f"B did not hear A clearly (ncc {peak_b:.2f})"
+    assert peak_b > 0.8, (f"B did not hear A clearly (ncc {peak_b:.2f}); "
+                          f"modems: {a.stats()} {b.stats()}; daemon: {daemon.state()}; "
+                          + "\n".join(line for line in daemon.log_lines if "WARN" in line))
     own = a.heard()[a_start: a_start + len(speech) + RATE]
     peak_own, _ = normalised_xcorr(own, speech)
     assert peak_own < 0.3, f"A hears itself (ncc {peak_own:.2f})"
@@ -93,7 +97,7 @@ def test_two_callers_meet_hear_beeps_and_each_other_but_not_themselves(start_dae
     b.hangup()
     assert b.wait_state("idle", 10)
     wait_for(lambda: beep_times(a.heard()[leave_mark:], RATE, 880, 660),
-             what="leave beep at A")
+             what="leave beep at A", every=0.5)
 
     # A hangs up: nothing is left behind in the daemon.
     a.hangup()
@@ -106,7 +110,7 @@ def test_two_callers_meet_hear_beeps_and_each_other_but_not_themselves(start_dae
                 and state["attached_ports"] == 0 and not state["conferences"]
                 and not [t for t in state["threads"] if t.startswith(("call-", "serial-audio"))])
 
-    wait_for(clean, 10, "daemon to release calls, threads and ports")
+    wait_for(clean, 10, "daemon to release calls, threads and ports", every=0.5)
     assert daemon.stop() == 0
 
 
