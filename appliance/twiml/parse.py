@@ -6,8 +6,8 @@ Two stages, both pure (no I/O):
    through defusedxml's parser only (no DTD entities, no external references) and with limits
    on size and nesting.
 2. A reader for the document's dialect turns the nodes into verbs. ``READERS`` maps a dialect
-   name to its reader; TwiML is implemented, Plivo XML is recognised and refused for now. A
-   Plivo reader only has to produce the same verbs from the same ``Node`` tree.
+   name to its reader: TwiML here, Plivo XML in ``appliance.twiml.plivo``. The dialect is told
+   by the verbs directly inside <Response> (``detect_dialect``); one document never mixes both.
 
 Readers collect every problem instead of stopping at the first, so ``check_twiml`` can list
 them all; ``parse_twiml`` raises the first one.
@@ -377,15 +377,15 @@ def _text_only(node: Node, problems: Problems) -> str:
     return node.text.strip()
 
 
-def _speech_text(node: Node, problems: Problems) -> str:
-    """The words of a <Say>, with SSML tags flattened to their text."""
+def _speech_text(node: Node, problems: Problems, tags: Collection[str] = SSML_TAGS) -> str:
+    """The words of a <Say> (or Plivo <Speak>), with SSML ``tags`` flattened to their text."""
     parts: list[str] = []
 
     def walk(element: Node) -> None:
         for item in element.content:
             if isinstance(item, str):
                 parts.append(item)
-            elif item.tag not in SSML_TAGS:
+            elif item.tag not in tags:
                 problems.add(item, f"<{node.tag}> cannot contain <{item.tag}>")
             elif item.tag == "sub" and "alias" in item.attrib:
                 parts.append(f" {item.attrib['alias']} ")
@@ -675,19 +675,37 @@ def read_twiml(root: Node, problems: Problems) -> tuple[Verb, ...]:
 PLIVO_VERBS = frozenset(
     {"Speak", "Wait", "GetDigits", "GetInput", "Conference", "PreAnswer", "DTMF", "MultiPartyCall"}
 )
+# Verbs both dialects have: they follow whatever else the document holds.
+SHARED_VERBS = frozenset({"Play", "Hangup", "Redirect", "Record", "Dial"})
+TWIML_ONLY_VERBS = (frozenset(TWIML_VERBS) | UNSUPPORTED_VERBS) - SHARED_VERBS
 
 
 def detect_dialect(root: Node) -> str:
-    """The dialect of a <Response>: "plivo" when it holds Plivo-only verbs, else "twiml"."""
-    if any(child.tag in PLIVO_VERBS for child in root.children):
-        return "plivo"
-    return "twiml"
+    """The dialect of a <Response>: "plivo" when it holds Plivo-only verbs, else "twiml".
+
+    A document of shared verbs only reads as TwiML; one holding verbs only Plivo XML has and
+    verbs only TwiML has is refused with both named.
+    """
+    plivo = next((child for child in root.children if child.tag in PLIVO_VERBS), None)
+    if plivo is None:
+        return "twiml"
+    twiml = next((child for child in root.children if child.tag in TWIML_ONLY_VERBS), None)
+    if twiml is not None:
+        later = max(plivo, twiml, key=lambda node: node.line)
+        raise TwimlError(
+            SCHEMA_VALIDATION,
+            f"document mixes Plivo XML and TwiML: <{plivo.tag}> (line {plivo.line}) is Plivo XML,"
+            f" <{twiml.tag}> (line {twiml.line}) is TwiML",
+            later.line,
+        )
+    return "plivo"
 
 
 def _read_plivo(root: Node, problems: Problems) -> tuple[Verb, ...]:
-    first = next(child for child in root.children if child.tag in PLIVO_VERBS)
-    problems.add(first, f"Plivo XML is not supported yet (found <{first.tag}>)")
-    return ()
+    # The Plivo reader builds on this module's Attributes and converters: imported on use.
+    from appliance.twiml.plivo import read_plivo
+
+    return read_plivo(root, problems)
 
 
 READERS: dict[str, Reader] = {"twiml": read_twiml, "plivo": _read_plivo}

@@ -1,9 +1,11 @@
-"""The verb tree every call-control dialect is read into (TwiML today, Plivo XML later).
+"""The verb tree every call-control dialect is read into (TwiML and Plivo XML).
 
 Nodes are frozen dataclasses holding attribute values already checked and converted, with
-Twilio's defaults filled in. URLs are kept exactly as written: relative ones are resolved by
-whoever runs the document, against the document's own URL. Every node carries the ``line`` of
-its start tag in the source; ``line`` takes no part in equality.
+the dialect's defaults filled in (Twilio's for TwiML, Plivo's for Plivo XML); fields only one
+dialect has keep their defaults in the other's documents. URLs are kept exactly as written:
+relative ones are resolved by whoever runs the document, against the document's own URL.
+Every node carries the ``line`` of its start tag in the source; ``line`` takes no part in
+equality.
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ GATHER_INPUTS = ("dtmf", "speech", "dtmf speech")
 MAX_PARTICIPANTS = 250
 PARTICIPANT_LABEL_MAX = 128
 
+# Allowed values, from Plivo's XML reference (seed 004 for <Conference>).
+PLIVO_MAX_MEMBERS = 20
+PLIVO_CONFERENCE_TIME_LIMIT = 86400  # Plivo's default: a conference ends after 24 hours
+PLIVO_BEEPS = ("beep:1", "beep:2")
+PLIVO_RECORD_FORMATS = ("mp3", "wav")
+PLIVO_TRANSCRIPTION_TYPES = ("auto", "hybrid", "manual")
+PLIVO_HANGUP_REASONS = ("rejected", "busy")
+PLIVO_CHANNEL_TYPES = ("mono", "stereo")
+
 
 def _line() -> Any:
     """The source line of a node: metadata, not part of equality."""
@@ -60,6 +71,18 @@ class Number:
     send_digits: str = ""
     url: str | None = None
     method: str = "POST"
+    send_on_preanswer: bool = False  # Plivo: send the digits during early media
+    line: int | None = _line()
+
+
+@dataclass(frozen=True)
+class User:
+    """A SIP endpoint to dial (Plivo's <User>); ``sip_headers`` are (name, value) pairs."""
+
+    uri: str
+    send_digits: str = ""
+    send_on_preanswer: bool = False
+    sip_headers: tuple[tuple[str, str], ...] = ()
     line: int | None = _line()
 
 
@@ -95,7 +118,7 @@ class Conference:
     line: int | None = _line()
 
 
-DialNoun = Number | Conference
+DialNoun = Number | Conference | User
 
 
 # --- verbs ----------------------------------------------------------------------------------
@@ -124,16 +147,26 @@ class Play:
 
 @dataclass(frozen=True)
 class Pause:
-    """Silence for ``length`` seconds."""
+    """Silence for ``length`` seconds.
+
+    Plivo's <Wait> may end early: with ``silence`` once no sound is heard for ``min_silence``
+    milliseconds, and with ``beep`` when an answering machine's beep is heard.
+    """
 
     length: int = 1
+    silence: bool = False
+    min_silence: int = 2000
+    beep: bool = False
     line: int | None = _line()
 
 
 @dataclass(frozen=True)
 class Hangup:
-    """End the call."""
+    """End the call; Plivo's ``reason`` ("rejected" or "busy") refuses an unanswered call and
+    its ``schedule`` ends the call that many seconds later while the next verbs run."""
 
+    reason: str | None = None
+    schedule: int | None = None
     line: int | None = _line()
 
 
@@ -195,15 +228,149 @@ class Dial:
     recording_status_callback_event: tuple[str, ...] = ("completed",)
     answer_on_bridge: bool = False
     ring_tone: str | None = None
+    # Plivo only.
+    caller_name: str | None = None
+    confirm_sound: str | None = None
+    confirm_key: str | None = None
+    confirm_timeout: int = 120
+    dial_music: str | None = None
+    callback_url: str | None = None
+    callback_method: str = "POST"
+    redirect: bool = True
+    digits_match: tuple[str, ...] = ()
+    digits_match_b_leg: tuple[str, ...] = ()
+    sip_headers: tuple[tuple[str, str], ...] = ()
     line: int | None = _line()
 
 
-Verb = Say | Play | Pause | Hangup | Redirect | Reject | Gather | Dial
+@dataclass(frozen=True)
+class GetDigits:
+    """Plivo's <GetDigits>: collect keys while the nested prompts play; defaults are Plivo's.
+
+    ``finish_on_key`` "" means no key ends the input (Plivo's "none").
+    """
+
+    children: tuple[GatherChild, ...] = ()
+    action: str | None = None
+    method: str = "POST"
+    timeout: int = 5
+    digit_timeout: int = 2
+    finish_on_key: str = "#"
+    num_digits: int = 99
+    retries: int = 1
+    redirect: bool = True
+    play_beep: bool = False
+    valid_digits: str = "1234567890*#"
+    invalid_digits_sound: str | None = None
+    log: bool = True
+    line: int | None = _line()
+
+
+@dataclass(frozen=True)
+class SendDigits:
+    """Send DTMF tones on the call (Plivo's <DTMF>); ``w`` waits 0.5 s, ``W`` 1 s.
+
+    With ``async_`` the next verb starts as soon as the first digit is sent.
+    """
+
+    digits: str
+    async_: bool = True
+    line: int | None = _line()
+
+
+@dataclass(frozen=True)
+class PreAnswer:
+    """Prompts played in early media, before the call is answered (Plivo's <PreAnswer>)."""
+
+    children: tuple[GatherChild, ...] = ()
+    line: int | None = _line()
+
+
+@dataclass(frozen=True)
+class Record:
+    """Record the caller (Plivo's <Record>); defaults are Plivo's.
+
+    ``finish_on_key`` lists the keys that stop the recording ("" for none).
+    """
+
+    action: str | None = None
+    method: str = "POST"
+    file_format: str = "mp3"
+    redirect: bool = True
+    timeout: int = 15
+    max_length: int = 60
+    play_beep: bool = True
+    finish_on_key: str = "#"
+    record_session: bool = False
+    start_on_dial_answer: bool = False
+    record_channel_type: str = "stereo"
+    transcription_type: str | None = None
+    transcription_url: str | None = None
+    transcription_method: str = "POST"
+    callback_url: str | None = None
+    callback_method: str = "POST"
+    line: int | None = _line()
+
+
+@dataclass(frozen=True)
+class PlivoConference:
+    """Plivo's top-level <Conference> (seed 004); attribute defaults are Plivo's.
+
+    ``enter_sound`` and ``exit_sound`` are "" (none), "beep:1", "beep:2" or a URL returning
+    Play/Speak/Wait; ``wait_sound`` None means no sound while alone. ``digits_match`` holds
+    the key patterns reported to ``callback_url``.
+    """
+
+    name: str
+    muted: bool = False
+    enter_sound: str = ""
+    exit_sound: str = ""
+    start_conference_on_enter: bool = True
+    end_conference_on_exit: bool = False
+    stay_alone: bool = True
+    wait_sound: str | None = None
+    max_members: int = PLIVO_MAX_MEMBERS
+    record: bool = False
+    record_file_format: str = "mp3"
+    record_when_alone: bool = False
+    time_limit: int = PLIVO_CONFERENCE_TIME_LIMIT
+    hangup_on_star: bool = False
+    action: str | None = None
+    method: str = "POST"
+    redirect: bool = True
+    callback_url: str | None = None
+    callback_method: str = "POST"
+    digits_match: tuple[str, ...] = ()
+    floor_event: bool = False
+    relay_dtmf: bool = True
+    send_digits: str = ""
+    transcription_type: str | None = None
+    transcription_url: str | None = None
+    transcription_method: str = "POST"
+    line: int | None = _line()
+
+
+Verb = (
+    Say
+    | Play
+    | Pause
+    | Hangup
+    | Redirect
+    | Reject
+    | Gather
+    | Dial
+    | GetDigits
+    | SendDigits
+    | PreAnswer
+    | Record
+    | PlivoConference
+)
 
 
 @dataclass(frozen=True)
 class Document:
-    """A parsed call-control document: its verbs in order, its dialect and where it came from."""
+    """A parsed call-control document: its verbs in order, its dialect ("twiml" or "plivo")
+    and where it came from."""
 
     verbs: tuple[Verb, ...]
     dialect: str = "twiml"

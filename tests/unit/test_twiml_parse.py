@@ -421,12 +421,11 @@ def test_deep_nesting_is_refused():
     assert f"nested more than {MAX_DEPTH} deep" in error.message
 
 
-def test_plivo_documents_are_recognised_but_not_yet_supported():
+def test_plivo_documents_are_read_by_the_plivo_reader():
     text = """<Response>
   <Speak>Welcome</Speak>
   <Conference enterSound="beep:1">family</Conference>
 </Response>"""
-    error = parse_error(text)
-    assert error.code == 12200
-    assert error.line == 2
-    assert "Plivo XML is not supported yet" in error.message
+    document = parse_twiml(text)
+    assert document.dialect == "plivo"
+    assert [type(verb).__name__ for verb in document.verbs] == ["Say", "PlivoConference"]
