@@ -1,7 +1,7 @@
 # Set-up is idempotent: system packages (apt) and a virtualenv are installed on first use.
 VENV    := .venv
 PY      := $(VENV)/bin/python
-APT_PKGS := espeak-ng sox libsndfile1 asterisk-moh-opsound-wav multimon-ng python3-venv
+APT_PKGS := espeak-ng sox libsndfile1 asterisk-moh-opsound-wav multimon-ng python3-venv libasound2-dev alsa-utils
 STAMP_SYS  := $(VENV)/.system-deps
 STAMP_VENV := $(VENV)/.installed
 
@@ -9,7 +9,7 @@ STAMP_VENV := $(VENV)/.installed
 
 deps: $(STAMP_VENV)
 
-$(STAMP_SYS):
+$(STAMP_SYS): Makefile
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

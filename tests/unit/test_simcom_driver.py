@@ -23,7 +23,7 @@ from appliance.lines.base import (
     LineStatus,
     Ringing,
 )
-from appliance.lines.simcom import SimcomDriver, parse_audio_spec, parse_rxdtmf
+from appliance.lines.simcom import AudioSpec, SimcomDriver, parse_audio_spec, parse_rxdtmf
 from tests.unit.test_at import PtyModem
 
 OK = b"\r\nOK\r\n"
@@ -386,12 +386,13 @@ def test_a_missing_control_port_is_a_line_error():
         driver.run()
 
 
-def test_alsa_audio_is_refused_with_a_clear_message():
-    with pytest.raises(LineError, match="does not support ALSA audio yet"):
-        parse_audio_spec("alsa:hw:CARD=Android,DEV=0")
-    with pytest.raises(LineError, match="must be serial:"):
+def test_audio_is_a_serial_tty_or_an_alsa_device():
+    assert parse_audio_spec("serial:/dev/ttyUSB4") == AudioSpec("serial", "/dev/ttyUSB4")
+    assert parse_audio_spec("alsa:hw:CARD=Android,DEV=0") == AudioSpec(
+        "alsa", "hw:CARD=Android,DEV=0"
+    )
+    with pytest.raises(LineError, match='must be "serial:/dev/ttyUSB4" or "alsa:'):
         parse_audio_spec("/dev/ttyUSB4")
-    assert parse_audio_spec("serial:/dev/ttyUSB4") == "/dev/ttyUSB4"
 
 
 def test_parse_rxdtmf_accepts_both_report_forms():
