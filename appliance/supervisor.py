@@ -17,14 +17,16 @@ from appliance.audio.media import SpeechSynth
 from appliance.calls.call import Call
 from appliance.calls.conference import ConferenceRegistry
 from appliance.calls.manager import CallManager
+from appliance.calls.recording import RecordingStore
 from appliance.calls.router import AudioRouter
 from appliance.calls.session import LiveCallSession
 from appliance.config import Config, LineConfig
 from appliance.events import EventBus
 from appliance.lines.base import LineDriver
-from appliance.lines.simcom import SimcomDriver
+from appliance.lines.registry import create_driver
 from appliance.twiml.fetch import Fetcher, resolve_url
 from appliance.twiml.interpreter import Interpreter, MediaCache
+from appliance.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,23 @@ def load_api_credentials(config: Config) -> ApiCredentials:
     path = config.appliance.data_dir / "api.json"
     stored: dict[str, str] = {}
     if path.exists():
-        stored = json.loads(path.read_text())
+        try:
+            stored = json.loads(path.read_text())
+            if not isinstance(stored, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:  # e.g. cut short by a power loss on first start
+            log.warning("%s unreadable (%s); generating new API credentials", path, exc)
+            stored = {}
     sid = config.api.account_sid or stored.get("account_sid") or "AC" + secrets.token_hex(16)
     token = config.api.auth_token or stored.get("auth_token") or secrets.token_hex(16)
     if stored != {"account_sid": sid, "auth_token": token}:
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"account_sid": sid, "auth_token": token}))
-        os.chmod(tmp, 0o600)
+        tmp.unlink(missing_ok=True)
+        # Created 0600 (the token is a secret from its first byte) and on disk before the rename.
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(json.dumps({"account_sid": sid, "auth_token": token}))
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     return ApiCredentials(sid, token)
 
@@ -100,6 +112,8 @@ class LineRunner:
             try:
                 driver = self._make_driver()
                 self._driver = driver
+                if self._stopping.is_set():  # stop() came while it was made: it saw the old one
+                    return
                 self._on_driver(driver)
                 driver.run()
                 if self._stopping.is_set():
@@ -130,6 +144,9 @@ class Supervisor:
         self.fetcher = Fetcher(self.credentials.account_sid, self.credentials.auth_token)
         self.synth = SpeechSynth(data_dir / "cache" / "tts")
         self.media = MediaCache(self.fetcher, self.fmt.rate)
+        self.webhooks = WebhookSender(self.credentials.auth_token)
+        self.recordings = RecordingStore.for_listen(data_dir / "recordings", config.web.host,
+                                                    config.web.port)
         self._lines: list[LineRunner] = []
         self._modems: dict[str, object] = {}
         self._sim_server = None
@@ -143,7 +160,7 @@ class Supervisor:
     def _run_call(self, call: Call) -> None:
         line = self._line_config(call.line)
         session = LiveCallSession(call, self.conferences, self.calls.hangup,
-                                  self.credentials.account_sid)
+                                  self.credentials.account_sid, self.webhooks, self.recordings)
         interpreter = Interpreter(session, self.fetcher, self.synth, self.fmt, self.media)
         base = self.config.path.parent.as_uri() + "/" if self.config.path else ""
         fallback = resolve_url(base, line.fallback_url) if line.fallback_url else ""
@@ -156,10 +173,6 @@ class Supervisor:
 
     def _driver_factory(self, line: LineConfig) -> Callable[[], LineDriver]:
         handler = self.calls.handler_for(line.name)
-        if line.driver == "simcom":
-            audio = line.audio or ""
-            return lambda: SimcomDriver(line.name, handler, control=line.control or "",
-                                        audio=audio, fmt=self.fmt, number=line.number)
         if line.driver == "sim":
             from appliance.sim.simcom import SimcomModem
 
@@ -169,12 +182,15 @@ class Supervisor:
             self._modems[line.name] = modem
             log.info("line %s: simulated SIMCom modem on %s (control) and %s (audio)",
                      line.name, modem.control_path, modem.audio_path)
-            return lambda: SimcomDriver(line.name, handler, control=modem.control_path,
-                                        audio="serial:" + modem.audio_path, fmt=self.fmt,
-                                        number=line.number)
-        raise ValueError(f"line {line.name}: driver {line.driver!r} is not available yet")
+            return lambda: create_driver("simcom", line.name, handler,
+                                         control=modem.control_path,
+                                         audio="serial:" + modem.audio_path, fmt=self.fmt,
+                                         number=line.number)
+        return lambda: create_driver(line.driver, line.name, handler, control=line.control or "",
+                                     audio=line.audio, fmt=self.fmt, number=line.number)
 
     def start(self) -> None:
+        self.webhooks.start()
         self.engine.start()
         for line in self.config.lines:
             try:
@@ -209,6 +225,7 @@ class Supervisor:
         for modem in self._modems.values():
             modem.stop()  # type: ignore[attr-defined]
         self.engine.stop()
+        self.webhooks.stop()
         log.info("stopped")
 
     def run(self) -> int:

@@ -57,6 +57,7 @@ class DriftBuffer:
         self._overruns = 0
         self._slips_added = 0
         self._slips_dropped = 0
+        self._skips = 0  # excess audio dropped at once after a burst
         # Sample positions for squeezing frame+1 samples, or stretching frame-1, into a frame.
         self._squeeze = (np.linspace(0, frame_samples, frame_samples), np.arange(frame_samples + 1))
         self._stretch = (
@@ -140,6 +141,14 @@ class DriftBuffer:
                 self._playing = False
                 return self._faded_out(self._take(fill))
 
+            if fill > self._level + 2 * self._frame + self._threshold:
+                # Far beyond any phase crossing: a burst after a stalled device. Drop the excess
+                # at once (one skip) rather than slipping it away and warping seconds of speech.
+                excess = fill - (self._level + self._frame // 2)
+                self._start = (self._start + excess) % len(self._ring)
+                self._fill = fill = fill - excess
+                self._smoothed = float(fill)
+                self._skips += 1
             self._smoothed += (fill - self._smoothed) / _SMOOTHING_FRAMES
             # Two clocks with an arbitrary phase leave anything from the level to a frame above
             # it at this point; that band is left alone, so slips happen at the clocks' drift
@@ -169,6 +178,7 @@ class DriftBuffer:
                 "overruns": self._overruns,
                 "slips_added": self._slips_added,
                 "slips_dropped": self._slips_dropped,
+                "skips": self._skips,
                 "fill": self._fill,
             }
 

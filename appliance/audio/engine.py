@@ -28,6 +28,8 @@ _STALL_PERIODS = 3
 # Device ticks owed beyond this many device periods' worth are dropped and counted as late:
 # a tick that got stuck must not be followed by a burst.
 _MAX_BACKLOG_PERIODS = 3
+# Timer ticks run for a stalled master that its catching-up frames may repay (two seconds).
+_MAX_BORROWED_TICKS = 100
 # A timer this many periods behind its schedule starts a new one instead of catching up.
 _RESYNC_PERIODS = 5
 
@@ -48,6 +50,8 @@ class AudioEngine:
         self._ports: list[DeviceAudioPort] = []
         self._master: DeviceAudioPort | None = None
         self._owed = 0  # device ticks signalled and not yet run
+        self._borrowed = 0  # timer ticks run for a stalled master, repaid by its catch-up frames
+        self._device_period = self._period
         self._last_device = -float("inf")  # when the master last signalled
         self._running = False
         self._thread: threading.Thread | None = None
@@ -57,6 +61,7 @@ class AudioEngine:
         self._device_ticks = 0
         self._timer_ticks = 0
         self._late_ticks = 0
+        self._repaid_ticks = 0
         self._max_tick = 0.0
 
     # --- ports ------------------------------------------------------------------------------
@@ -117,6 +122,7 @@ class AudioEngine:
             "device_ticks": self._device_ticks,
             "timer_ticks": self._timer_ticks,
             "late_ticks": self._late_ticks,
+            "repaid_ticks": self._repaid_ticks,
             "max_tick_ms": round(self._max_tick * 1000, 3),
         }
 
@@ -136,10 +142,12 @@ class AudioEngine:
         self._wake.notify_all()  # the engine may be waiting on the old master
         self._master = candidate
         self._owed = 0
+        self._borrowed = 0
         self._last_device = -float("inf")  # the timer runs until the new master delivers
         if candidate is None:
             return
         device_period = candidate.device_frame_samples / candidate.device_rate / self._speed
+        self._device_period = device_period
         self._stall_after = _STALL_PERIODS * max(self._period, device_period)
         frames_per_period = max(1, round(device_period / self._period))
         self._max_owed = _MAX_BACKLOG_PERIODS * frames_per_period
@@ -150,7 +158,16 @@ class AudioEngine:
         with self._wake:
             if port is not self._master or not self._running:
                 return
-            self._last_device = time.monotonic()
+            now = time.monotonic()
+            catching_up = now - self._last_device < self._device_period / 2
+            self._last_device = now
+            if self._borrowed and catching_up:
+                # The timer already ticked for this frame while the device stalled; a device
+                # that catches up must not get those ticks twice (every other port would
+                # receive a surplus of frames and slip it away for seconds).
+                self._borrowed -= 1
+                self._repaid_ticks += 1
+                return
             if self._owed < self._max_owed:
                 self._owed += 1
             else:
@@ -180,6 +197,9 @@ class AudioEngine:
                     continue
                 wait = schedule.due_in(now)
                 if wait <= 0:
+                    if self._master is not None and self._last_device > -float("inf"):
+                        # standing in for a master that delivered before and stalled
+                        self._borrowed = min(self._borrowed + 1, _MAX_BORROWED_TICKS)
                     self._count_tick(device=False, late=-wait > self._period)
                     schedule.advance()
                     return True

@@ -4,17 +4,43 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections.abc import Callable
 
 from appliance.audio.media import MediaSource
 from appliance.calls.call import Call
-from appliance.calls.conference import ConferenceRegistry, LeaveReason, ParticipantOptions
+from appliance.calls.conference import (
+    ConferenceRegistry,
+    JoinRefused,
+    LeaveReason,
+    ParticipantOptions,
+    RecordingOptions,
+    Refusal,
+    RoomOptions,
+)
+from appliance.calls.recording import RecordingStore
+from appliance.calls.twilio_callbacks import CallbackUrl, TwilioConferenceCallbacks
 from appliance.twiml.verbs import Conference, Dial
+from appliance.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
 # Twilio's jitterBufferSize values as buffer targets (DESIGN: small 20, medium 40, large 60 ms).
 JITTER_TARGET_MS = {"small": 20, "medium": 40, "large": 60, "off": 0}
+
+# Twilio error codes of a <Conference> that cannot be joined.
+DUPLICATE_LABEL = 16025  # the label is taken: the call goes on with the next verb
+UNKNOWN_COACH = 13240  # coach is not a call in the conference: the Dial fails to its action
+
+_region_noted = threading.Event()
+
+
+def _note_region(noun: Conference) -> None:
+    """``region`` picks Twilio's mixing data centre; here the Pi mixes (logged once)."""
+    if noun.region and not _region_noted.is_set():
+        _region_noted.set()
+        log.info('<Conference region="%s"> ignored: conferences are mixed on this appliance',
+                 noun.region)
 
 
 class LiveCallSession:
@@ -26,12 +52,16 @@ class LiveCallSession:
         conferences: ConferenceRegistry,
         hangup: Callable[[Call], None],
         account_sid: str,
+        webhooks: WebhookSender | None = None,
+        recordings: RecordingStore | None = None,
     ) -> None:
         self.call = call
         self.sid = call.sid
         self._conferences = conferences
         self._hangup = hangup
         self._account_sid = account_sid
+        self._webhooks = webhooks
+        self._recordings = recordings
 
     @property
     def ended(self) -> bool:
@@ -49,6 +79,7 @@ class LiveCallSession:
     def join_conference(
         self, noun: Conference, dial: Dial, wait_audio: Callable[[], MediaSource | None] | None
     ) -> str:
+        _note_region(noun)
         options = ParticipantOptions(
             muted=noun.muted,
             beep=noun.beep,
@@ -56,6 +87,9 @@ class LiveCallSession:
             end_on_exit=noun.end_conference_on_exit,
             wait_audio=wait_audio,
             label=noun.participant_label or "",
+            coach=noun.coach,
+            max_participants=noun.max_participants,
+            room=self._room_options(noun),
         )
         conference = None
         participant = None
@@ -66,6 +100,8 @@ class LiveCallSession:
                 break
             except RuntimeError:
                 continue
+            except JoinRefused as exc:
+                return self._refused(exc)
         if conference is None or participant is None:
             return "failed"
         self.call.conference = noun.name
@@ -76,6 +112,9 @@ class LiveCallSession:
                 if self.call.hung_up.is_set():
                     conference.leave(self.call.sid, LeaveReason.HANGUP)
                     return "hangup"
+                if participant.seconds >= dial.time_limit:  # audio time: the ticks counted
+                    conference.leave(self.call.sid, LeaveReason.TIME_LIMIT)
+                    continue
                 try:
                     key = self.call.keys.get(timeout=0.05)
                 except queue.Empty:
@@ -85,3 +124,41 @@ class LiveCallSession:
             return "hangup" if self.call.hung_up.is_set() else "completed"
         finally:
             self.call.conference = None
+
+    def _room_options(self, noun: Conference) -> RoomOptions:
+        """The room's settings, should this call be the first in it."""
+        observer = None
+        wanted = noun.status_callback or noun.recording_status_callback or noun.event_callback_url
+        if wanted and self._webhooks is not None:
+            observer = TwilioConferenceCallbacks(
+                self._webhooks,
+                self._account_sid,
+                status_callback=(CallbackUrl(noun.status_callback, noun.status_callback_method)
+                                 if noun.status_callback else None),
+                status_events=noun.status_callback_event,
+                recording_callback=(
+                    CallbackUrl(noun.recording_status_callback,
+                                noun.recording_status_callback_method)
+                    if noun.recording_status_callback else None),
+                recording_events=noun.recording_status_callback_event,
+                event_callback_url=noun.event_callback_url,
+            )
+        record = None
+        if noun.record == "record-from-start":
+            if self._recordings is None:
+                log.warning("call %s: no recording folder; conference %s is not recorded",
+                            self.sid, noun.name)
+            else:
+                record = RecordingOptions(self._recordings, trim=noun.trim == "trim-silence")
+        return RoomOptions(observer=observer, record=record)
+
+    def _refused(self, refusal: JoinRefused) -> str:
+        """Log why the call did not join; its DialCallStatus, or "refused" for the next verb."""
+        if refusal.reason is Refusal.UNKNOWN_COACH:
+            log.error("call %s: error %d: %s", self.sid, UNKNOWN_COACH, refusal)
+            return "failed"
+        if refusal.reason is Refusal.DUPLICATE_LABEL:
+            log.error("call %s: error %d: %s", self.sid, DUPLICATE_LABEL, refusal)
+        else:
+            log.warning("call %s: not joining: %s", self.sid, refusal)
+        return "refused"

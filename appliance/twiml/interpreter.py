@@ -8,6 +8,8 @@ apology before the call ends cleanly, as on Twilio.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -26,15 +28,18 @@ from appliance.audio.media import (
     hold_music,
     load_audio,
 )
-from appliance.audio.tones import tone_sequence
+from appliance.audio.tones import dtmf, tone_sequence
 from appliance.twiml.fetch import Fetcher, FetchError, resolve_url
 from appliance.twiml.parse import TwimlError, parse_twiml
 from appliance.twiml.verbs import Conference, Dial, Document, Hangup, Pause, Play, Redirect, Say
+from appliance.twiml.wait import WaitRenderer, WaitUrlError
 
 log = logging.getLogger(__name__)
 
 APOLOGY = "We are sorry, an application error has occurred. Goodbye."
 MAX_DOCUMENTS_PER_CALL = 100  # a Redirect loop is cut off here (Twilio's own limit is similar)
+DIGIT_MS = 100  # <Play digits>: each key's tone, then a gap as long
+DIGIT_WAIT_MS = 500  # <Play digits>: a "w" waits half a second (Twilio's TwiML reference)
 
 
 class CallSession(Protocol):
@@ -55,7 +60,8 @@ class CallSession(Protocol):
         self, noun: Conference, dial: Dial, wait_audio: Callable[[], MediaSource | None] | None
     ) -> str:
         """Block while the caller is in the conference; returns Twilio's DialCallStatus
-        ("completed", "answered", "failed") or "hangup" when the caller hung up."""
+        ("completed", "answered", "failed"), "hangup" when the caller hung up, or "refused"
+        when the call did not join (room full, label taken) and goes on with the next verb."""
         ...
 
 
@@ -83,11 +89,25 @@ class MediaCache:
                 self._items.move_to_end(url)
                 return self._items[url]
         samples = load_audio(self._fetcher.fetch_bytes(url), self._rate)
+        self._keep(url, samples)
+        return samples
+
+    def decode(self, url: str, data: bytes) -> np.ndarray:
+        """Audio already fetched from ``url`` (a waitUrl's answer), decoded once per content."""
+        key = f"{url}#{hashlib.sha1(data).hexdigest()}"
         with self._lock:
-            self._items[url] = samples
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        samples = load_audio(data, self._rate)
+        self._keep(key, samples)
+        return samples
+
+    def _keep(self, key: str, samples: np.ndarray) -> None:
+        with self._lock:
+            self._items[key] = samples
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
-        return samples
 
 
 class Interpreter:
@@ -113,10 +133,10 @@ class Interpreter:
         try:
             try:
                 document = self._load(url, method)
-            except CallFailed:
+            except CallFailed as exc:
                 if not fallback_url:
                     raise
-                log.warning("call %s: voice_url failed, trying fallback_url", self.session.sid)
+                log.warning("call %s: %s; trying fallback_url", self.session.sid, exc)
                 document = self._load(fallback_url, method)
             while document is not None and not self.session.ended:
                 document = self._execute(document)
@@ -157,7 +177,10 @@ class Interpreter:
                 case Say():
                     self._play(self._speech(verb))
                 case Play():
-                    self._play(self._audio(document.source, verb))
+                    if verb.digits is not None:
+                        self._play(self._digits(verb.digits))
+                    if verb.url:
+                        self._play(self._audio(document.source, verb))
                 case Pause():
                     self._play(SilenceSource(self.fmt.frames_for(verb.length), self.fmt))
                 case Hangup():
@@ -193,17 +216,27 @@ class Interpreter:
         except FetchError as exc:
             raise CallFailed(exc.code, f"<Play> {url}: {exc}") from exc
         except MediaError as exc:
-            raise CallFailed(13227, f"<Play> {url}: {exc}") from exc
+            raise CallFailed(13420, f"<Play> {url}: {exc}") from exc  # Play: Invalid Content-Type
         return BufferSource(samples, self.fmt, loop=verb.loop)
+
+    def _digits(self, digits: str) -> MediaSource:
+        rate = self.fmt.rate
+        parts: list[np.ndarray] = []
+        for key in digits:
+            if key in "wW":
+                parts.append(np.zeros(rate * DIGIT_WAIT_MS // 1000, dtype=np.int16))
+            else:
+                parts += [dtmf(key, DIGIT_MS, rate), np.zeros(rate * DIGIT_MS // 1000, np.int16)]
+        return BufferSource(np.concatenate(parts), self.fmt)
 
     def _dial(self, document: Document, dial: Dial) -> Document | None:
         conferences = [noun for noun in dial.nouns if isinstance(noun, Conference)]
         if len(conferences) != 1 or len(dial.nouns) != 1:
             raise CallFailed(12200, "<Dial> supports exactly one <Conference> on this appliance")
-        noun = conferences[0]
+        noun = self._absolute_urls(document.source, conferences[0])
         status = self.session.join_conference(noun, dial, self._wait_audio(document.source, noun))
-        if status == "hangup" or self.session.ended:
-            return None
+        if status in ("hangup", "refused") or self.session.ended:
+            return None  # refused (room full, label taken): Twilio goes on with the next verb
         if dial.action:
             url = resolve_url(document.source, dial.action)
             return self._load(url, dial.method, {"DialCallStatus": status})
@@ -219,13 +252,23 @@ class Interpreter:
         if noun.wait_url == "":
             return None
         url = resolve_url(base, noun.wait_url)
+        renderer = WaitRenderer(self.fetcher, self.synth, self.media, self.fmt,
+                                self.session.params)
         try:
-            samples = self.media.get(url)
-        except (FetchError, MediaError) as exc:
+            first = renderer.render(url, noun.wait_method)
+        except WaitUrlError as exc:
             # Twilio: a failing waitUrl leaves the participant waiting in silence.
-            log.error("call %s: waitUrl %s failed: %s", self.session.sid, url, exc)
+            log.error("call %s: %s", self.session.sid, exc)
             return None
-        return lambda: BufferSource(samples, self.fmt, loop=0)
+        return renderer.source_factory(first, url, noun.wait_method)
+
+    @staticmethod
+    def _absolute_urls(base: str, noun: Conference) -> Conference:
+        """The noun with its callback URLs resolved against the document's URL."""
+        fields = ("status_callback", "recording_status_callback", "event_callback_url")
+        changes = {name: resolve_url(base, getattr(noun, name))
+                   for name in fields if getattr(noun, name)}
+        return dataclasses.replace(noun, **changes) if changes else noun
 
     def _apologise(self) -> None:
         if self.session.ended:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -12,11 +12,14 @@ from tests.harness import Daemon, launch
 
 @pytest.fixture
 def start_daemon(tmp_path: Path) -> Iterator:
-    """``start_daemon(rules_xml, lines=2)`` -> a ready :class:`Daemon` with its modems."""
+    """``start_daemon(rules_xml, lines=2, by_id=False, extra_config="")`` -> a ready
+    :class:`Daemon`; ``rules_xml`` is every line's document, or one per line."""
     started: list[Daemon] = []
 
-    def start(rules_xml: str, lines: int = 2, drift_ppm: tuple[float, ...] = ()) -> Daemon:
-        daemon = launch(tmp_path, rules_xml, lines, drift_ppm=drift_ppm)
+    def start(rules_xml: str | Sequence[str], lines: int = 2, drift_ppm: tuple[float, ...] = (),
+              by_id: bool = False, extra_config: str = "") -> Daemon:
+        daemon = launch(tmp_path, rules_xml, lines, drift_ppm=drift_ppm, by_id=by_id,
+                        extra_config=extra_config)
         started.append(daemon)
         return daemon
 

@@ -198,14 +198,16 @@ def test_a_consumer_paced_by_its_producer_needs_only_one_frame() -> None:
         buffer.put(np.full(FRAME, 100, dtype=np.int16))
         buffer.get_frame()
     stats = buffer.stats()
-    assert stats == {"underruns": 0, "overruns": 0, "slips_added": 0, "slips_dropped": 0, "fill": 0}
+    assert stats == {
+        "underruns": 0, "overruns": 0, "slips_added": 0, "slips_dropped": 0, "skips": 0, "fill": 0
+    }
 
 
 def test_a_slip_squeezes_one_extra_sample_into_a_smooth_frame() -> None:
     buffer = DriftBuffer(frame_samples=FRAME, target_samples=FRAME)
-    buffer.put(ramp(0, 4 * FRAME))  # three frames above target: the buffer drops samples
+    buffer.put(ramp(0, 3 * FRAME))  # two frames above target: the buffer slips samples away
     buffer.get_frame()
-    for n in range(4, 40):
+    for n in range(3, 39):
         buffer.put(ramp(n * FRAME, FRAME))
         frame = buffer.get_frame().astype(int)
         assert np.all(np.diff(frame) >= 0), "a squeezed ramp is still a ramp"
@@ -269,3 +271,17 @@ def test_a_larger_target_takes_effect_at_once_without_warping_audio() -> None:
     after = heard[53 * FRAME :]
     assert set(np.diff(after.astype(np.int32)).tolist()) == {1, -999}, buffer
     assert buffer.stats()["slips_added"] == buffer.stats()["slips_dropped"] == 0
+
+
+def test_a_burst_after_a_stalled_device_is_dropped_at_once_not_slipped() -> None:
+    buffer = DriftBuffer(frame_samples=FRAME, target_samples=FRAME)
+    buffer.put(ramp(0, FRAME))
+    buffer.get_frame()
+    buffer.put(ramp(FRAME, 6 * FRAME))  # the device caught up five frames at once
+    frame = buffer.get_frame().astype(int)
+    assert buffer.stats()["skips"] == 1, buffer
+    assert np.all(np.diff(frame) == 1), "the frame after a skip is plain audio"
+    for n in range(7, 20):
+        buffer.put(ramp(n * FRAME, FRAME))
+        buffer.get_frame()
+    assert buffer.stats()["slips_dropped"] == 0, buffer
