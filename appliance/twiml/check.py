@@ -15,7 +15,7 @@ from appliance.twiml.parse import TwimlError, check_twiml, parse_twiml
 
 def _format(source: str, error: TwimlError) -> str:
     where = f"{source}:{error.line}" if error.line is not None else source
-    return f"{where}: error {error.code}: {error.message}"
+    return f"{where}: {error.kind} {error.code}: {error.message}"
 
 
 def run_check(target: str, out: TextIO | None = None) -> int:
@@ -28,10 +28,10 @@ def run_check(target: str, out: TextIO | None = None) -> int:
     except FetchError as exc:
         print(f"{target}: error {exc.code}: {exc.message}", file=out)
         return 1
-    errors = check_twiml(body, source=target)
-    for error in errors:
-        print(_format(target, error), file=out)
-    if errors:
+    problems = check_twiml(body, source=target)
+    for problem in problems:
+        print(_format(target, problem), file=out)
+    if any(not problem.warning for problem in problems):
         return 1
     count = len(parse_twiml(body, source=target).verbs)
     print(f"OK: {count} verb{'' if count == 1 else 's'}", file=out)

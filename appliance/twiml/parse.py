@@ -16,6 +16,7 @@ them all; ``parse_twiml`` raises the first one.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -62,18 +63,28 @@ MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_DEPTH = 32
 
 
+log = logging.getLogger(__name__)
+
+
 class TwimlError(Exception):
     """A problem in a document: a Twilio error ``code``, a ``message`` and the source ``line``."""
 
-    def __init__(self, code: int, message: str, line: int | None = None) -> None:
+    def __init__(
+        self, code: int, message: str, line: int | None = None, warning: bool = False
+    ) -> None:
         super().__init__(code, message, line)
         self.code = code
         self.message = message
         self.line = line
+        self.warning = warning  # reported, but the document still runs (as on Twilio)
+
+    @property
+    def kind(self) -> str:
+        return "warning" if self.warning else "error"
 
     def __str__(self) -> str:
         where = f" (line {self.line})" if self.line is not None else ""
-        return f"error {self.code}: {self.message}{where}"
+        return f"{self.kind} {self.code}: {self.message}{where}"
 
 
 # --- stage 1: XML to nodes ------------------------------------------------------------------
@@ -188,8 +199,10 @@ class Problems:
     def __init__(self) -> None:
         self.errors: list[TwimlError] = []
 
-    def add(self, node: Node, message: str, code: int = SCHEMA_VALIDATION) -> None:
-        self.errors.append(TwimlError(code, message, node.line))
+    def add(
+        self, node: Node, message: str, code: int = SCHEMA_VALIDATION, warning: bool = False
+    ) -> None:
+        self.errors.append(TwimlError(code, message, node.line, warning))
 
 
 Reader = Callable[[Node, Problems], tuple[Verb, ...]]
@@ -224,13 +237,17 @@ class Attributes:
             return default
 
     def finish(self, ignored: Collection[str] = ()) -> None:
-        """Report attributes never asked for; ``ignored`` ones are valid but have no effect here."""
+        """Warn of attributes never asked for; ``ignored`` ones are valid but have no effect here.
+
+        Twilio ignores an unknown attribute with a 12200 warning and runs the document (the
+        seeds' own bridging example spells ``startConferenceOnJoin``), so this does too.
+        """
         known = self._known | set(ignored)
         for name in self._node.attrib:
             if name not in known:
                 hint = _did_you_mean(name, known)
-                message = f'<{self._node.tag}> has no attribute "{name}"{hint}'
-                self._problems.add(self._node, message)
+                message = f'<{self._node.tag}> has no attribute "{name}"{hint}; ignored'
+                self._problems.add(self._node, message, warning=True)
 
 
 # --- attribute value converters: raise ValueError with the expectation -----------------------
@@ -727,15 +744,21 @@ def _parse(data: str | bytes, source: str) -> tuple[Document, list[TwimlError]]:
 
 
 def parse_twiml(text: str | bytes, source: str = "") -> Document:
-    """Parse a document; raise ``TwimlError`` (the first problem in the document) if invalid."""
-    document, errors = _parse(text, source)
-    if errors:
-        raise errors[0]
+    """Parse a document; raise ``TwimlError`` (the first error in the document) if invalid.
+
+    Warnings (unknown attributes) are logged and the document runs, as on Twilio.
+    """
+    document, problems = _parse(text, source)
+    for problem in problems:
+        if not problem.warning:
+            raise problem
+    for problem in problems:
+        log.warning("%s: %s", source or "document", problem)
     return document
 
 
 def check_twiml(text: str | bytes, source: str = "") -> list[TwimlError]:
-    """Every problem in a document, in line order; empty when it is valid."""
+    """Every problem in a document (errors and warnings), in line order; empty when clean."""
     try:
         return _parse(text, source)[1]
     except TwimlError as exc:

@@ -342,10 +342,13 @@ def test_bad_attribute_value_is_12200_naming_element_attribute_and_line(element,
     assert error.message.startswith(f'<{element}> attribute {attribute}="{value}": ')
 
 
-def test_attribute_names_are_case_sensitive():
-    error = parse_error('<Response><Dial><Conference Beep="false">r</Conference></Dial></Response>')
-    assert error.code == 12200
-    assert error.message == '<Conference> has no attribute "Beep" (did you mean "beep"?)'
+def test_attribute_names_are_case_sensitive_and_unknown_ones_are_a_warning_as_on_twilio():
+    text = '<Response><Dial><Conference Beep="false">r</Conference></Dial></Response>'
+    [warning] = check_twiml(text)
+    assert (warning.code, warning.warning) == (12200, True)
+    assert warning.message == '<Conference> has no attribute "Beep" (did you mean "beep"?); ignored'
+    conference = parse_twiml(text).verbs[0].nouns[0]
+    assert conference.beep == "true"  # the misspelt attribute had no effect
 
 
 def test_unknown_noun_in_dial_is_12200():
