@@ -22,6 +22,7 @@ from appliance.calls.router import AudioRouter
 from appliance.calls.session import LiveCallSession
 from appliance.config import Config, LineConfig
 from appliance.events import EventBus
+from appliance.jobs import JobRunner
 from appliance.lines.base import LineDriver
 from appliance.lines.registry import create_driver
 from appliance.twiml.fetch import Fetcher, resolve_url
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
+LINE_HEALTH_SECONDS = 30  # signal, registration, operator and SIM of every line
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,17 @@ class LineRunner:
                 log.exception("line %s: stop failed", self.config.name)
         self._thread.join(5.0)
 
+    def refresh_status(self) -> None:
+        """Re-read the modem's health, if the driver can and is running."""
+        driver = self._driver
+        refresh = getattr(driver, "refresh_status", None)
+        if refresh is None or self._stopping.is_set():
+            return
+        try:
+            refresh()
+        except Exception as exc:
+            log.warning("line %s: health check failed: %s", self.config.name, exc)
+
     def _loop(self) -> None:
         delay = BACKOFF_START
         while not self._stopping.is_set():
@@ -151,6 +164,8 @@ class Supervisor:
         self._modems: dict[str, object] = {}
         self._sim_server = None
         self._stopping = threading.Event()
+        self.jobs = JobRunner()
+        self.jobs.every(LINE_HEALTH_SECONDS, self._refresh_line_health, "line health")
 
     # --- calls ------------------------------------------------------------------------------
 
@@ -189,7 +204,13 @@ class Supervisor:
         return lambda: create_driver(line.driver, line.name, handler, control=line.control or "",
                                      audio=line.audio, fmt=self.fmt, number=line.number)
 
+    def _refresh_line_health(self) -> None:
+        """Ask every running driver for fresh health; it reports on the event bus (line.status)."""
+        for runner in self._lines:
+            runner.refresh_status()
+
     def start(self) -> None:
+        self.jobs.start()
         self.webhooks.start()
         self.engine.start()
         for line in self.config.lines:
@@ -215,6 +236,7 @@ class Supervisor:
 
     def stop(self) -> None:
         """Hang up live calls, stop lines, tick and emulators."""
+        self.jobs.stop()
         log.info("stopping: hanging up %d call(s)", len(self.calls.calls()))
         sd_notify("STOPPING=1")
         self.calls.hangup_all()

@@ -57,6 +57,12 @@ class FakeDriver(LineDriver):
     def hangup(self) -> None:
         pass
 
+    def refresh_status(self) -> dict:
+        self.refreshed = getattr(self, "refreshed", 0) + 1
+        if self.error is not None:
+            raise LineError("modem answers garbage")
+        return {}
+
 
 class DriverFactory:
     """Hands out the drivers of ``plan`` in order, then ones that serve until stopped."""
@@ -141,6 +147,23 @@ def test_driver_that_returns_by_itself_is_restarted(runners, monkeypatch, caplog
     runners(DriverFactory([returns, second]))
     assert second.ran.wait(WAIT)
     assert "line gsm0: driver stopped by itself; restarting" in caplog.text
+
+
+def test_the_health_job_asks_a_running_driver_for_fresh_status(runners):
+    factory = DriverFactory([])
+    runner = runners(factory)
+    assert factory.serving.wait(WAIT)
+    runner.refresh_status()
+    runner.refresh_status()
+    assert factory.made[-1].refreshed == 2
+
+
+def test_a_failing_health_check_is_logged_not_fatal(caplog):
+    runner = LineRunner(LINE, lambda: FakeDriver(), lambda driver: None)
+    runner._driver = FakeDriver(error=LineError("x"))
+    with caplog.at_level(logging.WARNING):
+        runner.refresh_status()
+    assert "health check failed" in caplog.text
 
 
 def test_stop_stops_a_running_driver_promptly(runners):
