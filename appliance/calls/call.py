@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from appliance.audio.dtmf import DtmfDetector, KeyMerger
 from appliance.audio.media import MediaSource
 from appliance.audio.port import DeviceAudioPort
 
@@ -45,6 +46,12 @@ class Call:
     conference: str | None = None  # name of the conference the call is in, if any
     hung_up: threading.Event = field(default_factory=threading.Event)
     keys: queue.Queue[str] = field(default_factory=queue.Queue)
+    audio_time: float = 0.0  # seconds of this call's audio seen by the tick
+    # A press may be reported by the modem and heard in band too: it counts once. 400 ms
+    # covers modems that report on release; two real presses of one key are further apart.
+    _merger: KeyMerger = field(default_factory=lambda: KeyMerger(window_ms=400))
+    _merger_lock: threading.Lock = field(default_factory=threading.Lock)
+    _detector: DtmfDetector | None = None
     _player: MediaSource | None = None
     _player_done: threading.Event = field(default_factory=threading.Event)
 
@@ -66,6 +73,30 @@ class Call:
         """The line reports the call over: wake whatever the interpreter is waiting for."""
         self.hung_up.set()
         self._player_done.set()
+
+    # --- keys ----------------------------------------------------------------------------------
+
+    def key_from_modem(self, key: str) -> bool:
+        """A key the modem reported out of band (driver thread); True if it was delivered."""
+        with self._merger_lock:
+            fresh = self._merger.from_modem(key, self.audio_time)
+        if fresh:
+            self.keys.put(key)
+        return fresh
+
+    def listen_for_keys(self, frame: np.ndarray, rate: int) -> list[str]:
+        """Run the in-band DTMF detector on what the caller sent this tick; returns new keys."""
+        if self._detector is None:
+            self._detector = DtmfDetector(rate)
+        self.audio_time += len(frame) / rate
+        delivered = []
+        for key in self._detector.feed(frame):
+            with self._merger_lock:
+                fresh = self._merger.from_inband(key, self.audio_time)
+            if fresh:
+                self.keys.put(key)
+                delivered.append(key)
+        return delivered
 
     # --- tick thread ---------------------------------------------------------------------------
 

@@ -64,6 +64,8 @@ class EndReason(enum.StrEnum):
     END_ON_EXIT_LEFT = "participant-with-end-conference-on-exit-left"
     END_ON_EXIT_KICKED = "participant-with-end-conference-on-exit-kicked"
     API = "conference-ended-via-api"
+    MEMBER_ALONE = "member-alone"  # a room that may not hold one member alone (Plivo)
+    TIME_LIMIT = "conference-time-limit"  # the room's own duration limit (Plivo)
 
 
 class Refusal(enum.StrEnum):
@@ -88,6 +90,7 @@ class RecordingOptions:
 
     store: RecordingStore
     trim: bool = True
+    file_format: str = "wav"  # "wav" or "mp3"
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,18 @@ class RoomOptions:
 
     observer: ConferenceObserver | None = None
     record: RecordingOptions | None = None
+    time_limit: float | None = None  # seconds of audio the room may last (waiting included)
 
 
 @dataclass
 class ParticipantOptions:
-    """How one participant takes part; mirrors the TwiML ``<Conference>`` attributes."""
+    """How one participant takes part; the TwiML and Plivo ``<Conference>`` attributes.
+
+    ``enter_sound`` and ``exit_sound`` replace the join and leave beeps when set (``beep``
+    still says whether they play). A participant with ``stay_alone`` False makes the room end
+    whenever one member is left alone in it. ``observer`` receives the events about this
+    participant (besides the room's observer).
+    """
 
     muted: bool = False
     beep: str = "true"  # true | false | onEnter | onExit
@@ -111,6 +121,10 @@ class ParticipantOptions:
     coach: str | None = None  # CallSid of the participant this one coaches
     max_participants: int = MAX_PARTICIPANTS  # this caller does not join a room this full
     room: RoomOptions | None = None
+    enter_sound: np.ndarray | None = None
+    exit_sound: np.ndarray | None = None
+    stay_alone: bool = True
+    observer: ConferenceObserver | None = None
 
 
 @dataclass(frozen=True)
@@ -126,10 +140,12 @@ class ParticipantState:
     end_on_exit: bool
     talking: bool
     level_dbfs: float
+    member_id: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "call_sid": self.call_sid,
+            "member_id": self.member_id,
             "label": self.label,
             "muted": self.muted,
             "held": self.held,
@@ -155,6 +171,7 @@ class Participant:
     talking: bool = False  # updated every tick while the room is started
     level_dbfs: float = SILENCE_DBFS
     seconds: float = 0.0  # audio time spent in the conference (counted in ticks)
+    member_id: int = 0  # 1, 2, ... in order of joining the room
     _talk: TalkDetector = field(default_factory=TalkDetector, repr=False)
 
     @property
@@ -165,6 +182,7 @@ class Participant:
         return ParticipantState(
             self.call_sid, self.options.label, self.muted, self.held, self.coaching,
             self.options.start_on_enter, self.options.end_on_exit, self.talking, self.level_dbfs,
+            self.member_id,
         )
 
 
@@ -183,6 +201,8 @@ class EventKind(enum.StrEnum):
     ANNOUNCEMENT_END = "announcement-end"
     RECORDING_START = "recording-start"
     RECORDING_END = "recording-end"
+    FLOOR = "floor"  # the participant now holds the floor (the loudest talker)
+    DIGITS = "digits"  # the participant's keys matched a pattern (``digits``)
 
 
 # The bus kind ("conference.<topic>") of each event.
@@ -213,6 +233,7 @@ class ConferenceEvent:
     call_ended: bool = False
     recording: RecordingResult | None = None
     announce_url: str = ""
+    digits: str = ""
     timestamp: float = field(default_factory=time.time)
 
 
@@ -253,6 +274,13 @@ class Conference:
         self.created_at = time.time()
         self.end_reason: EndReason | None = None
         self.recording_sid: str | None = None
+        self.recording_url: str | None = None
+        self.uuid = str(uuid.UUID(hex=self.sid[2:]))
+        self.seconds = 0.0  # audio time since the room was created (counted in ticks)
+        self.floor: str | None = None  # CallSid of the floor holder
+        self._stay_alone = True  # once a member says False, it stays False
+        self._members = 0
+        self._member_observers: dict[str, ConferenceObserver] = {}
         self._participants: dict[str, Participant] = {}
         self._room: RoomOptions | None = None
         self._recorder: ConferenceRecorder | None = None
@@ -309,10 +337,14 @@ class Conference:
             participant.leave_reason = reason
             end_on_exit = (participant.options.end_on_exit
                            and reason is not LeaveReason.CONFERENCE_ENDED)
-            if end_on_exit or not self._participants:
+            alone = (not self._stay_alone and len(self._participants) == 1
+                     and reason is not LeaveReason.CONFERENCE_ENDED)
+            if end_on_exit or alone or not self._participants:
                 kicked = reason is LeaveReason.KICKED
                 if end_on_exit:
                     why = EndReason.END_ON_EXIT_KICKED if kicked else EndReason.END_ON_EXIT_LEFT
+                elif self._participants:
+                    why = EndReason.MEMBER_ALONE
                 else:
                     why = (EndReason.LAST_PARTICIPANT_KICKED if kicked
                            else EndReason.LAST_PARTICIPANT_LEFT)
@@ -320,11 +352,14 @@ class Conference:
             elif participant.options.beep in ("true", "onExit") and (
                 self.state is ConferenceState.STARTED
             ):
-                self._announce(self._leave_beep)
+                self._announce(participant.options.exit_sound
+                               if participant.options.exit_sound is not None else self._leave_beep)
             event = ConferenceEvent(EventKind.LEAVE, participant.state(), reason=reason.value,
                                     call_ended=reason is LeaveReason.HANGUP)
         log.info("%s left conference %s (%s)", call_sid, self.name, reason.value)
         self._emit([event])
+        with self._lock:
+            self._member_observers.pop(call_sid, None)
         participant.left.set()
         if ended is not None:
             self._finish(ended)
@@ -360,6 +395,8 @@ class Conference:
                                       ending=ended.ending))
         log.info("conference %s ended (%s)", self.name, ended.reason.value)
         self._emit(events)
+        with self._lock:
+            self._member_observers.clear()
         for participant in ended.evicted:
             participant.left.set()
         if ended.recorder is not None:
@@ -411,6 +448,12 @@ class Conference:
             event = ConferenceEvent(EventKind.MODIFY, participant.state())
         self._emit([event])
 
+    def report_digits(self, call_sid: str, digits: str) -> None:
+        """The participant's keys matched the pattern ``digits`` (a "digits" event)."""
+        participant = self.participant(call_sid)
+        if participant is not None:
+            self._emit([ConferenceEvent(EventKind.DIGITS, participant.state(), digits=digits)])
+
     def announce(self, source: MediaSource, url: str = "") -> None:
         """Play ``source`` to the whole started room; an "announcement-end" event follows."""
         with self._lock:
@@ -437,13 +480,20 @@ class Conference:
         options = participant.options
         if self._room is None:
             self._room = options.room or RoomOptions()
+        self._members += 1
+        participant.member_id = self._members
+        if not options.stay_alone:
+            self._stay_alone = False
+        if options.observer is not None:
+            self._member_observers[participant.call_sid] = options.observer
         self._participants[participant.call_sid] = participant
         events.append(ConferenceEvent(EventKind.JOIN, participant.state()))
         if self.state is ConferenceState.WAITING and self._should_start():
             self._start(events)
         if self.state is ConferenceState.STARTED:
             if options.beep in ("true", "onEnter"):
-                self._announce(self._join_beep)
+                self._announce(options.enter_sound if options.enter_sound is not None
+                               else self._join_beep)
         else:
             participant.wait_source = options.wait_audio() if options.wait_audio else None
 
@@ -462,10 +512,11 @@ class Conference:
         record = self._room.record if self._room else None
         if record is not None:
             recorder = ConferenceRecorder(record.store, self.fmt, record.trim,
-                                          self._recording_done)
+                                          self._recording_done, record.file_format)
             recorder.start()
             self._recorder = recorder
             self.recording_sid = recorder.sid
+            self.recording_url = recorder.url
             events.append(ConferenceEvent(EventKind.RECORDING_START, recording=RecordingResult(
                 recorder.sid, recorder.url, recorder.path, recorder.started_at, "in-progress")))
 
@@ -482,6 +533,8 @@ class Conference:
         if not events:
             return
         observer = self._room.observer if self._room else None
+        with self._lock:
+            members = dict(self._member_observers)
         roster = [p.state().as_dict() for p in self.participants]
         for event in events:
             data: dict[str, Any] = {
@@ -492,6 +545,8 @@ class Conference:
                 data.update(event.participant.as_dict())
             if event.reason:
                 data["reason"] = event.reason
+            if event.digits:
+                data["digits"] = event.digits
             if event.recording is not None:
                 data["recording_sid"] = event.recording.sid
                 data["recording_status"] = event.recording.status
@@ -504,6 +559,13 @@ class Conference:
                     observer.conference_event(self, event)
                 except Exception:
                     log.exception("conference %s: observer failed on %s", self.name, event.kind)
+            member = members.get(event.participant.call_sid) if event.participant else None
+            if member is not None and member is not observer:
+                try:
+                    member.conference_event(self, event)
+                except Exception:
+                    log.exception("conference %s: member observer failed on %s", self.name,
+                                  event.kind)
 
     # --- audio (tick thread) -----------------------------------------------------------------
 
@@ -515,8 +577,14 @@ class Conference:
             started = self.state is ConferenceState.STARTED
             announcement = self._next_announcement_frame(finished) if started else None
             recorder = self._recorder
+            self.seconds += self.fmt.period
+            limit = self._room.time_limit if self._room else None
         for participant in participants:
             participant.seconds += self.fmt.period
+        if limit is not None and self.seconds >= limit:
+            log.info("conference %s reached its time limit (%.0f s)", self.name, limit)
+            self.end(EndReason.TIME_LIMIT)
+            return {}
         silence = self.fmt.silence()
         if not started:
             return {p.call_sid: self._wait_frame(p, silence) for p in participants}
@@ -545,6 +613,7 @@ class Conference:
             if p.held:
                 outputs[p.call_sid] = self._wait_frame(p, silence)
         events = self._detect_speech(participants, frames)
+        events += self._detect_floor(participants)
         events += [ConferenceEvent(EventKind.ANNOUNCEMENT_END, announce_url=url)
                    for url in finished]
         self._emit(events)
@@ -568,6 +637,17 @@ class Conference:
                 kind = EventKind.SPEECH_START if change else EventKind.SPEECH_STOP
                 events.append(ConferenceEvent(kind, p.state()))
         return events
+
+    def _detect_floor(self, participants: list[Participant]) -> list[ConferenceEvent]:
+        """The loudest talker holds the floor; an event when it passes to someone else."""
+        talkers = [p for p in participants if p.talking and p.contributes]
+        if not talkers:
+            return []
+        holder = max(talkers, key=lambda p: p.level_dbfs)
+        if holder.call_sid == self.floor:
+            return []
+        self.floor = holder.call_sid
+        return [ConferenceEvent(EventKind.FLOOR, holder.state())]
 
     def _next_announcement_frame(self, finished: list[str]) -> np.ndarray | None:
         """Sum of the frames of every pending announcement (beeps may overlap); the URLs of

@@ -64,9 +64,9 @@ class CallManager:
                 self._on_disconnected(line, reason)
             case DtmfReceived(digit=digit):
                 call = self._call_on(line)
-                if call is not None:
-                    call.keys.put(digit)
-                    self._bus.publish("call.dtmf", call_sid=call.sid, digit=digit)
+                if call is not None and call.key_from_modem(digit):
+                    self._bus.publish("call.dtmf", call_sid=call.sid, digit=digit,
+                                      source="modem")
             case LineStatus():
                 previous = self.line_status.get(line)
                 self.line_status[line] = event

@@ -1,7 +1,8 @@
 """Conference recordings: the room's mix, written to a WAV file off the tick thread.
 
 The tick thread hands each mixed frame to :meth:`ConferenceRecorder.write`, which only queues
-a copy; a writer thread owns the file (soundfile, 16-bit PCM at the mixing rate). With ``trim``
+a copy; a writer thread owns the file (soundfile, 16-bit PCM WAV at the mixing rate, or MP3
+when asked and libsndfile can write it; otherwise WAV, with a note in the log). With ``trim``
 the leading and trailing silence is left out, as Twilio's ``trim-silence`` does: frames are
 skipped until the first one with sound, and the file is truncated after the last one at the
 end. A recording with no sound at all is *absent*: its file is removed.
@@ -28,6 +29,15 @@ from appliance.audio.talk import frame_dbfs
 log = logging.getLogger(__name__)
 
 SILENCE_BELOW_DBFS = -60.0  # a frame quieter than this is silence for trim-silence
+FILE_FORMATS = {"wav": ("WAV", "PCM_16"), "mp3": ("MP3", "MPEG_LAYER_III")}
+
+
+def writable_format(file_format: str) -> str:
+    """``file_format`` if libsndfile can write it here, else "wav" (logged)."""
+    if file_format == "mp3" and "MP3" not in soundfile.available_formats():
+        log.warning("this libsndfile cannot write MP3; recording as WAV instead")
+        return "wav"
+    return file_format if file_format in FILE_FORMATS else "wav"
 
 
 def new_recording_sid() -> str:
@@ -68,8 +78,8 @@ class RecordingStore:
         netloc = host if port == 80 else f"{host}:{port}"
         return cls(directory, f"http://{netloc}")
 
-    def path_for(self, sid: str) -> Path:
-        return self.directory / f"{sid}.wav"
+    def path_for(self, sid: str, file_format: str = "wav") -> Path:
+        return self.directory / f"{sid}.{file_format}"
 
     def url_for(self, sid: str) -> str:
         return f"{self.base_url}/recordings/{sid}"
@@ -88,10 +98,12 @@ class ConferenceRecorder:
         fmt: AudioFormat,
         trim: bool,
         on_done: Callable[[RecordingResult], None],
+        file_format: str = "wav",
     ) -> None:
         self.sid = new_recording_sid()
+        self.file_format = writable_format(file_format)
         self.url = store.url_for(self.sid)
-        self.path = store.path_for(self.sid)
+        self.path = store.path_for(self.sid, self.file_format)
         self.started_at = time.time()
         self._store = store
         self._fmt = fmt
@@ -141,8 +153,10 @@ class ConferenceRecorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         written = 0  # samples in the file
         heard_until = 0  # end of the last frame with sound, in samples
+        container, subtype = FILE_FORMATS[self.file_format]
+        truncatable = self.file_format == "wav"
         with soundfile.SoundFile(self.path, "w", samplerate=self._fmt.rate, channels=1,
-                                 subtype="PCM_16", format="WAV") as wav:
+                                 subtype=subtype, format=container) as wav:
             while (frame := self._queue.get()) is not None:
                 loud = frame_dbfs(frame) >= SILENCE_BELOW_DBFS
                 if self._trim and written == 0 and not loud:
@@ -151,7 +165,7 @@ class ConferenceRecorder:
                 written += len(frame)
                 if loud:
                     heard_until = written
-            if self._trim and heard_until < written:
+            if self._trim and truncatable and heard_until < written:
                 wav.truncate(heard_until)  # trailing silence
                 written = heard_until
         if written == 0:

@@ -29,6 +29,8 @@ class AudioRouter:
     def on_tick(self) -> None:
         connected = [c for c in self._calls() if c.port is not None and not c.port.closed]
         inputs = {call.sid: call.port.read_frame() for call in connected}  # type: ignore[union-attr]
+        for call in connected:
+            call.listen_for_keys(inputs[call.sid], self._fmt.rate)
         outputs = {}
         for conference in self._conferences.active():
             outputs.update(conference.mix(inputs))

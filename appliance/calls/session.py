@@ -6,24 +6,36 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from appliance.audio.media import MediaSource
+import numpy as np
+
+from appliance.audio.media import BufferSource, MediaSource, SilenceSource
+from appliance.audio.tones import dtmf
 from appliance.calls.call import Call
+from appliance.calls.conference import (
+    Conference as Room,
+)
 from appliance.calls.conference import (
     ConferenceRegistry,
     JoinRefused,
     LeaveReason,
+    Participant,
     ParticipantOptions,
     RecordingOptions,
     Refusal,
     RoomOptions,
 )
+from appliance.calls.plivo_callbacks import PlivoConferenceCallbacks
 from appliance.calls.recording import RecordingStore
 from appliance.calls.twilio_callbacks import CallbackUrl, TwilioConferenceCallbacks
-from appliance.twiml.verbs import Conference, Dial
+from appliance.twiml.verbs import Conference, Dial, PlivoConference
 from appliance.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
+# The last words of a prompt are still in the port's buffers and the modem when the prompt
+# "ends"; playing this much silence first lets them reach the caller before the hang-up.
+HANGUP_DRAIN_SECONDS = 0.2
 
 # Twilio's jitterBufferSize values as buffer targets (DESIGN: small 20, medium 40, large 60 ms).
 JITTER_TARGET_MS = {"small": 20, "medium": 40, "large": 60, "off": 0}
@@ -32,7 +44,18 @@ JITTER_TARGET_MS = {"small": 20, "medium": 40, "large": 60, "off": 0}
 DUPLICATE_LABEL = 16025  # the label is taken: the call goes on with the next verb
 UNKNOWN_COACH = 13240  # coach is not a call in the conference: the Dial fails to its action
 
+RELAY_DTMF_MS = 100  # a relayed key's tone in the room, then a gap as long
+
 _region_noted = threading.Event()
+
+
+@dataclass(frozen=True)
+class ConferenceExit:
+    """How a call left a Plivo conference: ``status`` as :meth:`join_conference` returns it,
+    ``params`` the action URL's conference parameters."""
+
+    status: str
+    params: dict[str, str] = field(default_factory=dict)
 
 
 def _note_region(noun: Conference) -> None:
@@ -74,6 +97,10 @@ class LiveCallSession:
         return self.call.play(source)
 
     def hangup(self) -> None:
+        """Hang up once what the caller is hearing has left the buffers, not cut off mid-word."""
+        if not self.call.hung_up.is_set() and self.call.port is not None:
+            fmt = self.call.port.fmt
+            self.call.play(SilenceSource(fmt.frames_for(HANGUP_DRAIN_SECONDS), fmt))
         self._hangup(self.call)
 
     def join_conference(
@@ -91,19 +118,10 @@ class LiveCallSession:
             max_participants=noun.max_participants,
             room=self._room_options(noun),
         )
-        conference = None
-        participant = None
-        for _attempt in range(3):  # the room may end between lookup and join; take the new one
-            conference = self._conferences.get_or_create(noun.name)
-            try:
-                participant = conference.join(self.call.sid, options)
-                break
-            except RuntimeError:
-                continue
-            except JoinRefused as exc:
-                return self._refused(exc)
-        if conference is None or participant is None:
-            return "failed"
+        entered = self._enter(noun.name, options)
+        if isinstance(entered, str):
+            return entered
+        conference, participant = entered
         self.call.conference = noun.name
         if self.call.port is not None:
             self.call.port.set_jitter_target(JITTER_TARGET_MS[noun.jitter_buffer_size])
@@ -124,6 +142,110 @@ class LiveCallSession:
             return "hangup" if self.call.hung_up.is_set() else "completed"
         finally:
             self.call.conference = None
+
+    def join_plivo_conference(
+        self,
+        verb: PlivoConference,
+        wait_audio: Callable[[], MediaSource | None] | None,
+        enter_sound: np.ndarray | None,
+        exit_sound: np.ndarray | None,
+    ) -> ConferenceExit:
+        """Block while the caller is in Plivo's <Conference> (``verb``, URLs absolute)."""
+        observer = None
+        if (verb.callback_url or verb.transcription_url) and self._webhooks is not None:
+            observer = PlivoConferenceCallbacks(
+                self._webhooks, self.sid,
+                callback=(CallbackUrl(verb.callback_url, verb.callback_method)
+                          if verb.callback_url else None),
+                floor_event=verb.floor_event,
+                transcription=(CallbackUrl(verb.transcription_url, verb.transcription_method)
+                               if verb.transcription_url and verb.record else None),
+            )
+        record = None
+        if verb.record:
+            if self._recordings is None:
+                log.warning("call %s: no recording folder; conference %s is not recorded",
+                            self.sid, verb.name)
+            else:
+                record = RecordingOptions(self._recordings, trim=False,
+                                          file_format=verb.record_file_format)
+        beep = {(True, True): "true", (True, False): "onEnter", (False, True): "onExit",
+                (False, False): "false"}[(enter_sound is not None, exit_sound is not None)]
+        options = ParticipantOptions(
+            muted=verb.muted,
+            beep=beep,
+            start_on_enter=verb.start_conference_on_enter,
+            end_on_exit=verb.end_conference_on_exit,
+            wait_audio=wait_audio,
+            max_participants=verb.max_members,
+            room=RoomOptions(observer=observer, record=record,
+                             time_limit=float(verb.time_limit) if verb.time_limit else None),
+            enter_sound=enter_sound,
+            exit_sound=exit_sound,
+            stay_alone=verb.stay_alone,
+            observer=observer,
+        )
+        entered = self._enter(verb.name, options)
+        if isinstance(entered, str):
+            return ConferenceExit(entered)
+        conference, participant = entered
+        self.call.conference = verb.name
+        try:
+            status = self._take_part(conference, participant, verb)
+        finally:
+            self.call.conference = None
+        params = {
+            "ConferenceName": conference.name,
+            "ConferenceUUID": conference.uuid,
+            "ConferenceMemberID": str(participant.member_id),
+        }
+        if conference.recording_sid and conference.recording_url:
+            params["RecordUrl"] = conference.recording_url
+            params["RecordingID"] = conference.recording_sid
+            params["RecordFile"] = conference.recording_url
+        return ConferenceExit(status, params)
+
+    def _take_part(self, conference: Room, participant: Participant,
+                   verb: PlivoConference) -> str:
+        """The member's keys while in the room: ``*``, digitsMatch and relayDTMF."""
+        pending = ""  # keys that may be the start of a digitsMatch pattern
+        while not participant.left.is_set():
+            if self.call.hung_up.is_set():
+                conference.leave(self.call.sid, LeaveReason.HANGUP)
+                return "hangup"
+            try:
+                key = self.call.keys.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if key == "*" and verb.hangup_on_star:
+                conference.leave(self.call.sid, LeaveReason.HANGUP_ON_STAR)
+                continue
+            pending += key
+            matched = next((p for p in verb.digits_match if pending.endswith(p)), None)
+            if matched is not None:
+                conference.report_digits(self.call.sid, matched)
+                pending = ""
+                continue
+            if not any(p.startswith(pending[i:]) for p in verb.digits_match
+                       for i in range(len(pending))):
+                pending = ""
+                if verb.relay_dtmf:
+                    tone = dtmf(key, RELAY_DTMF_MS, conference.fmt.rate)
+                    gap = np.zeros(len(tone), dtype=np.int16)
+                    conference.announce(BufferSource(np.concatenate([tone, gap]), conference.fmt))
+        return "hangup" if self.call.hung_up.is_set() else "completed"
+
+    def _enter(self, name: str, options: ParticipantOptions) -> tuple[Room, Participant] | str:
+        """Join the room ``name``; on refusal the status :meth:`_refused` gives."""
+        for _attempt in range(3):  # the room may end between lookup and join; take the new one
+            conference = self._conferences.get_or_create(name)
+            try:
+                return conference, conference.join(self.call.sid, options)
+            except RuntimeError:
+                continue
+            except JoinRefused as exc:
+                return self._refused(exc)
+        return "failed"
 
     def _room_options(self, noun: Conference) -> RoomOptions:
         """The room's settings, should this call be the first in it."""

@@ -105,6 +105,8 @@ class TwilioConferenceCallbacks:
         if event.kind in (EventKind.RECORDING_START, EventKind.RECORDING_END):
             self._recording_event(conference, event)
             return
+        if event.kind not in _STATUS_EVENTS:
+            return  # floor and digits events are Plivo's
         group, name = _STATUS_EVENTS[event.kind]
         if self._status is None or group not in self._status_events:
             return

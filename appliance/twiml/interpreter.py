@@ -28,10 +28,20 @@ from appliance.audio.media import (
     hold_music,
     load_audio,
 )
-from appliance.audio.tones import dtmf, tone_sequence
+from appliance.audio.tones import dtmf, join_beep, leave_beep, tone_sequence
 from appliance.twiml.fetch import Fetcher, FetchError, resolve_url
 from appliance.twiml.parse import TwimlError, parse_twiml
-from appliance.twiml.verbs import Conference, Dial, Document, Hangup, Pause, Play, Redirect, Say
+from appliance.twiml.verbs import (
+    Conference,
+    Dial,
+    Document,
+    Hangup,
+    Pause,
+    Play,
+    PlivoConference,
+    Redirect,
+    Say,
+)
 from appliance.twiml.wait import WaitRenderer, WaitUrlError
 
 log = logging.getLogger(__name__)
@@ -40,6 +50,28 @@ APOLOGY = "We are sorry, an application error has occurred. Goodbye."
 MAX_DOCUMENTS_PER_CALL = 100  # a Redirect loop is cut off here (Twilio's own limit is similar)
 DIGIT_MS = 100  # <Play digits>: each key's tone, then a gap as long
 DIGIT_WAIT_MS = 500  # <Play digits>: a "w" waits half a second (Twilio's TwiML reference)
+DOUBLE_BEEP_GAP_MS = 200  # Plivo's "beep:2": the beep, this gap, the beep again
+
+
+def plivo_params(params: Mapping[str, str], event: str = "") -> dict[str, str]:
+    """The call's request parameters with Plivo's names added (Twilio's are kept)."""
+    extra = {
+        "CallUUID": params.get("CallSid", ""),
+        "From": params.get("From", ""),
+        "To": params.get("To", ""),
+        "CallStatus": params.get("CallStatus", ""),
+        "Direction": params.get("Direction", ""),
+    }
+    if event:
+        extra["Event"] = event
+    return {**params, **extra}
+
+
+class ConferenceExit(Protocol):
+    """How a call left a Plivo conference."""
+
+    status: str
+    params: dict[str, str]
 
 
 class CallSession(Protocol):
@@ -62,6 +94,17 @@ class CallSession(Protocol):
         """Block while the caller is in the conference; returns Twilio's DialCallStatus
         ("completed", "answered", "failed"), "hangup" when the caller hung up, or "refused"
         when the call did not join (room full, label taken) and goes on with the next verb."""
+        ...
+
+    def join_plivo_conference(
+        self,
+        verb: PlivoConference,
+        wait_audio: Callable[[], MediaSource | None] | None,
+        enter_sound: np.ndarray | None,
+        exit_sound: np.ndarray | None,
+    ) -> ConferenceExit:
+        """Block while the caller is in Plivo's <Conference>; the status as for
+        :meth:`join_conference`, and the parameters for its action URL."""
         ...
 
 
@@ -152,11 +195,16 @@ class Interpreter:
 
     # --- documents --------------------------------------------------------------------------
 
-    def _load(self, url: str, method: str, extra: Mapping[str, str] | None = None) -> Document:
+    def _load(self, url: str, method: str, extra: Mapping[str, str] | None = None,
+              plivo: str | None = None) -> Document:
+        """Fetch and parse a document; ``plivo`` (the Event, or "") asks for Plivo's
+        parameters, for requests made by a Plivo document."""
         self._documents += 1
         if self._documents > MAX_DOCUMENTS_PER_CALL:
             raise CallFailed(11100, f"more than {MAX_DOCUMENTS_PER_CALL} documents in one call")
         params = self.session.params()
+        if plivo is not None:
+            params = plivo_params(params, plivo)
         if extra:
             params.update(extra)
         try:
@@ -187,9 +235,15 @@ class Interpreter:
                     self.session.hangup()
                     return None
                 case Redirect():
-                    return self._load(resolve_url(document.source, verb.url), verb.method)
+                    plivo = "Redirect" if document.dialect == "plivo" else None
+                    return self._load(resolve_url(document.source, verb.url), verb.method,
+                                      plivo=plivo)
                 case Dial():
                     outcome = self._dial(document, verb)
+                    if outcome is not None:
+                        return outcome
+                case PlivoConference():
+                    outcome = self._plivo_conference(document, verb)
                     if outcome is not None:
                         return outcome
                 case _:
@@ -261,6 +315,60 @@ class Interpreter:
             log.error("call %s: %s", self.session.sid, exc)
             return None
         return renderer.source_factory(first, url, noun.wait_method)
+
+    # --- Plivo's <Conference> ---------------------------------------------------------------
+
+    def _plivo_conference(self, document: Document, verb: PlivoConference) -> Document | None:
+        base = document.source
+        urls = ("action", "callback_url", "transcription_url", "wait_sound")
+        verb = dataclasses.replace(verb, **{name: resolve_url(base, getattr(verb, name))
+                                            for name in urls if getattr(verb, name)})
+        wait = self._plivo_wait(verb.wait_sound) if verb.wait_sound else None
+        enter = self._room_sound(base, verb.enter_sound, join_beep(self.fmt.rate))
+        leave = self._room_sound(base, verb.exit_sound, leave_beep(self.fmt.rate))
+        result = self.session.join_plivo_conference(verb, wait, enter, leave)
+        if result.status in ("hangup", "refused") or self.session.ended or not verb.action:
+            return None  # refused (maxMembers): Plivo skips the action too
+        if verb.redirect:
+            return self._load(verb.action, verb.method, result.params, plivo="")
+        params = {**plivo_params(self.session.params()), **result.params}
+        try:
+            self.fetcher.fetch_document(verb.action, verb.method, params)
+        except FetchError as exc:
+            log.warning("call %s: conference action %s: %s", self.sid, verb.action, exc)
+        return None
+
+    def _plivo_renderer(self) -> WaitRenderer:
+        return WaitRenderer(self.fetcher, self.synth, self.media, self.fmt,
+                            lambda: plivo_params(self.session.params()), lenient=True)
+
+    def _plivo_wait(self, url: str) -> Callable[[], MediaSource | None] | None:
+        """waitSound: audio, or Play/Speak/Wait rendered, looped while the member waits."""
+        renderer = self._plivo_renderer()
+        try:
+            first = renderer.render(url, "POST")
+        except WaitUrlError as exc:
+            log.error("call %s: waitSound: %s", self.sid, exc)
+            return None
+        return renderer.source_factory(first, url, "POST")
+
+    def _room_sound(self, base: str, sound: str, beep: np.ndarray) -> np.ndarray | None:
+        """enterSound / exitSound as samples: none, one beep, two beeps or a URL's audio."""
+        if not sound:
+            return None
+        if sound == "beep:1":
+            return beep
+        if sound == "beep:2":
+            gap = np.zeros(self.fmt.rate * DOUBLE_BEEP_GAP_MS // 1000, dtype=np.int16)
+            return np.concatenate([beep, gap, beep])
+        url = resolve_url(base, sound)
+        try:
+            audio = self._plivo_renderer().render(url, "POST")
+        except WaitUrlError as exc:
+            log.error("call %s: conference sound: %s", self.sid, exc)
+            return None
+        parts = [audio.once] + ([audio.forever] if audio.forever is not None else [])
+        return np.concatenate(parts)
 
     @staticmethod
     def _absolute_urls(base: str, noun: Conference) -> Conference:

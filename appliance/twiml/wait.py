@@ -3,6 +3,8 @@
 The waitUrl may answer with an audio file (WAV, MP3...), which loops, or with a TwiML document
 of ``<Play>``, ``<Say>``, ``<Pause>`` and ``<Redirect>`` only (Twilio's ``<Conference>``
 reference): any other verb is Twilio's error 13238 and the participant waits in silence.
+Plivo's sounds (waitSound, enterSound, exitSound) are read leniently: elements other than
+``<Play>``, ``<Speak>`` and ``<Wait>`` are skipped, as Plivo ignores them.
 A document is rendered to samples on the interpreter's thread before the participant joins.
 When its audio has played, Twilio requests the waitUrl again; so does :class:`WaitSource`,
 through one background thread, never on the tick: until the new rendering is ready the
@@ -81,7 +83,9 @@ class WaitRenderer:
         media: MediaLoader,
         fmt: AudioFormat,
         params: Callable[[], Mapping[str, str]],
+        lenient: bool = False,
     ) -> None:
+        self._lenient = lenient  # Plivo: skip any element but Play, Speak and Wait
         self._fetcher = fetcher
         self._synth = synth
         self._media = media
@@ -116,7 +120,10 @@ class WaitRenderer:
             if _is_audio(content_type, body):
                 return WaitAudio(self._join(parts), self._media.decode(final_url, body))
             document = parse_twiml(body, source=final_url)
-            for verb in document.verbs:
+            verbs = document.verbs
+            if self._lenient:
+                verbs = tuple(v for v in verbs if isinstance(v, Play | Say | Pause))
+            for verb in verbs:
                 if not isinstance(verb, Play | Say | Pause | Redirect):
                     where = f" (line {verb.line})" if verb.line else ""
                     raise WaitUrlError(
@@ -124,7 +131,7 @@ class WaitRenderer:
                         f"waitUrl {url}: <{type(verb).__name__}> is not allowed in wait "
                         f"music; only <Play>, <Say>, <Pause> and <Redirect>{where}")
             redirect: Redirect | None = None
-            for verb in document.verbs:
+            for verb in verbs:
                 if isinstance(verb, Redirect):
                     redirect = verb
                     break

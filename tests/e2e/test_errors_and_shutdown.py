@@ -17,7 +17,7 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 from appliance.audio.media import SpeechSynth, load_audio
 from appliance.sim.simcom import SimcomModem
 from appliance.twiml.interpreter import APOLOGY
-from tests.audio_checks import fraction_heard
+from tests.audio_checks import fraction_heard, normalised_xcorr
 from tests.harness import SPEED, Daemon, free_port, spawn
 
 pytestmark = pytest.mark.e2e
@@ -187,3 +187,27 @@ def test_sim_cli_without_a_running_daemon_says_so_and_fails(tmp_path):
     assert f"no simulator control socket at {socket}" in status.stderr
     assert "is `appliance run` running" in status.stderr
     assert status.stdout == ""
+
+
+def test_a_star_pressed_in_band_leaves_the_conference_with_hangup_on_star(start_daemon,
+                                                                         tmp_path) -> None:
+    goodbye = "You have left the room."
+    response = VoiceResponse()
+    dial = Dial(hangup_on_star=True)
+    dial.conference("room", wait_url="")
+    response.append(dial)
+    response.say(goodbye)
+    daemon = start_daemon(str(response), lines=1)
+    modem = daemon.modems["gsm0"]
+    modem.ring("+15550001111")
+    assert modem.wait_audio(20)
+    daemon.wait_log(r"joined conference room")
+    mark = modem.sample_clock
+    modem.press("*", inband=True)  # a tone in the audio only: no +RXDTMF report
+    wav = tmp_path / "goodbye.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), goodbye], check=True)
+    reference = load_audio(wav, 8000)
+    assert modem.wait_state("idle", 30), "the call should end after the goodbye"
+    peak, _ = normalised_xcorr(modem.heard()[mark:], reference)
+    assert peak > 0.8, f"the caller did not hear the goodbye (ncc {peak:.2f})" + "\n".join(
+        daemon.log_lines[-15:])

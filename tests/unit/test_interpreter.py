@@ -14,12 +14,14 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 import pytest
 import soundfile
+from plivo import plivoxml
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from appliance.audio.frames import AudioFormat
 from appliance.audio.media import MediaSource, SpeechSynth, hold_music, load_audio
-from appliance.audio.tones import DTMF_FREQS, goertzel_power
+from appliance.audio.tones import DTMF_FREQS, goertzel_power, join_beep, leave_beep
+from appliance.calls.session import ConferenceExit
 from appliance.twiml.fetch import Fetcher
 from appliance.twiml.interpreter import (
     APOLOGY,
@@ -27,7 +29,7 @@ from appliance.twiml.interpreter import (
     Interpreter,
     MediaCache,
 )
-from appliance.twiml.verbs import Conference
+from appliance.twiml.verbs import Conference, PlivoConference
 from appliance.twiml.verbs import Dial as DialVerb
 from tests.audio_checks import normalised_xcorr
 
@@ -59,6 +61,14 @@ class Join:
 
 
 @dataclass
+class PlivoJoin:
+    verb: PlivoConference
+    wait_audio: Callable[[], MediaSource | None] | None
+    enter_sound: np.ndarray | None
+    exit_sound: np.ndarray | None
+
+
+@dataclass
 class FakeSession:
     """Plays every source to its end at once and keeps the samples; joins return at once."""
 
@@ -67,6 +77,7 @@ class FakeSession:
     hang_up_after_plays: int | None = None  # the caller hangs up once this many have played
     played: list[np.ndarray] = field(default_factory=list)
     joins: list[Join] = field(default_factory=list)
+    plivo_joins: list[PlivoJoin] = field(default_factory=list)
     hangups: int = 0
     _ended: bool = False
 
@@ -104,6 +115,19 @@ class FakeSession:
         if self.dial_status == "hangup":
             self._ended = True
         return self.dial_status
+
+    def join_plivo_conference(
+        self,
+        verb: PlivoConference,
+        wait_audio: Callable[[], MediaSource | None] | None,
+        enter_sound: np.ndarray | None,
+        exit_sound: np.ndarray | None,
+    ) -> ConferenceExit:
+        self.plivo_joins.append(PlivoJoin(verb, wait_audio, enter_sound, exit_sound))
+        if self.dial_status == "hangup":
+            self._ended = True
+        return ConferenceExit(self.dial_status, {
+            "ConferenceName": verb.name, "ConferenceUUID": "uuid-1", "ConferenceMemberID": "1"})
 
 
 # --- fixtures ------------------------------------------------------------------------------
@@ -533,3 +557,126 @@ def test_play_of_something_that_is_not_audio_apologises(run, synth, web, caplog)
     session = run(web.twiml("/voice", response))
     assert_apologised_and_hung_up(session, synth)
     assert "13420" in caplog.text  # Twilio: "Play: Invalid Content-Type"
+
+
+# --- Plivo XML -------------------------------------------------------------------------------
+
+
+def plivo_response(*elements: object) -> str:
+    response = plivoxml.ResponseElement()
+    for element in elements:
+        response.add(element)
+    return response.to_string()
+
+
+def test_plivo_speak_wait_and_play_are_heard_in_order(run, synth, tmp_path):
+    tone_wav(tmp_path / "tone.wav", 0.5)
+    rules = plivo_response(plivoxml.SpeakElement("Welcome to the line."),
+                           plivoxml.WaitElement(None).set_length(2),
+                           plivoxml.PlayElement("tone.wav"))
+    session = run(write(tmp_path, "rules.xml", rules))
+    said, paused, played = session.played
+    welcome = synth.synthesize("Welcome to the line.", "woman", "en-US", FMT.rate)
+    assert np.array_equal(said[: len(welcome)], welcome)
+    assert len(paused) == 2 * FMT.rate and not paused.any()
+    assert len(played) == frames_long(load_audio(tmp_path / "tone.wav", FMT.rate))
+    assert session.hangups == 1
+
+
+def test_plivo_hangup_stops_the_document(run, tmp_path):
+    rules = plivo_response(plivoxml.HangupElement(), plivoxml.SpeakElement("Not heard."))
+    session = run(write(tmp_path, "rules.xml", rules))
+    assert session.played == [] and session.hangups == 1
+
+
+def test_plivo_redirect_sends_plivo_parameters(run, web):
+    voice_url = web.twiml("/voice", plivo_response(plivoxml.SpeakElement("Hello."),
+                                                   plivoxml.RedirectElement("/next")))
+    web.twiml("/next", plivo_response(plivoxml.WaitElement(None).set_length(1)))
+    session = run(voice_url)
+    _first, redirected = web.requests
+    assert redirected.url == f"{web.base}/next"
+    form = redirected.form
+    assert form["CallUUID"] == CALL_PARAMS["CallSid"] and form["Event"] == "Redirect"
+    for name in ("From", "To", "CallStatus", "Direction"):
+        assert form[name] == CALL_PARAMS[name]
+    assert len(session.played) == 2
+
+
+def test_plivo_conference_joins_with_its_attributes_and_beeps(run, tmp_path):
+    rules = plivo_response(
+        plivoxml.ConferenceElement("Room", muted=True, enter_sound="beep:1",
+                                   exit_sound="beep:2", stay_alone=False, max_members=5,
+                                   digits_match="12,34", record=True, record_file_format="wav"),
+        plivoxml.SpeakElement("After."))
+    session = run(write(tmp_path, "rules.xml", rules))
+    (join,) = session.plivo_joins
+    verb = join.verb
+    assert (verb.name, verb.muted, verb.stay_alone, verb.max_members) == ("Room", True, False, 5)
+    assert verb.digits_match == ("12", "34") and verb.record
+    assert join.wait_audio is None, "no waitSound: silence while alone"
+    assert join.enter_sound is not None and np.array_equal(join.enter_sound, join_beep(FMT.rate))
+    beep = leave_beep(FMT.rate)
+    assert join.exit_sound is not None and len(join.exit_sound) == 2 * len(beep) + FMT.rate // 5
+    assert len(session.played) == 1, "the next element follows the conference"
+
+
+def test_plivo_conference_sounds_and_wait_sound_render_their_xml(run, synth, web):
+    web.twiml("/enter", plivo_response(plivoxml.SpeakElement("Someone joined."),
+                                       plivoxml.HangupElement()))
+    web.twiml("/wait", plivo_response(plivoxml.WaitElement(None).set_length(1),
+                                      plivoxml.SpeakElement("Please wait.")))
+    voice_url = web.twiml("/voice", plivo_response(
+        plivoxml.ConferenceElement("Room", enter_sound="/enter", wait_sound="/wait")))
+    session = run(voice_url)
+    (join,) = session.plivo_joins
+    joined = synth.synthesize("Someone joined.", "woman", "en-US", FMT.rate)
+    assert join.enter_sound is not None
+    assert np.array_equal(join.enter_sound[: len(joined)], joined), "<Hangup> is ignored"
+    assert join.exit_sound is None
+    assert join.wait_audio is not None
+    source = join.wait_audio()
+    assert source is not None
+    first_second = np.concatenate([source.read_frame() for _ in range(FMT.frames_for(1))])
+    assert not first_second.any(), "the <Wait> plays first"
+    wait_requests = [r for r in web.requests if r.url.endswith("/wait")]
+    assert wait_requests[0].form["CallUUID"] == CALL_PARAMS["CallSid"]
+
+
+def test_plivo_conference_action_redirect_continues_with_its_document(run, synth, web):
+    voice_url = web.twiml("/voice", plivo_response(
+        plivoxml.ConferenceElement("Room", action="/after", method="POST"),
+        plivoxml.SpeakElement("Not reached.")))
+    web.twiml("/after", plivo_response(plivoxml.SpeakElement("Goodbye.")))
+    session = run(voice_url)
+    _first, action = web.requests
+    assert action.form["ConferenceName"] == "Room"
+    assert action.form["ConferenceMemberID"] == "1"
+    assert action.form["CallUUID"] == CALL_PARAMS["CallSid"]
+    (said,) = session.played
+    goodbye = synth.synthesize("Goodbye.", "woman", "en-US", FMT.rate)
+    assert len(said) == frames_long(goodbye)
+
+
+def test_plivo_conference_action_without_redirect_is_notified_and_the_call_goes_on(
+    run, synth, web
+):
+    voice_url = web.twiml("/voice", plivo_response(
+        plivoxml.ConferenceElement("Room", action="/after", redirect=False),
+        plivoxml.SpeakElement("Next element.")))
+    web.twiml("/after", plivo_response(plivoxml.SpeakElement("Ignored.")))
+    session = run(voice_url)
+    assert [r.url for r in web.requests] == [voice_url, f"{web.base}/after"]
+    (said,) = session.played
+    assert len(said) == frames_long(synth.synthesize("Next element.", "woman", "en-US", FMT.rate))
+
+
+def test_plivo_conference_refused_skips_the_action_too(run, web):
+    voice_url = web.twiml("/voice", plivo_response(
+        plivoxml.ConferenceElement("Room", max_members=1, action="/after"),
+        plivoxml.WaitElement(None).set_length(1)))
+    web.twiml("/after", plivo_response(plivoxml.SpeakElement("Not reached.")))
+    session = run(voice_url, session=FakeSession(dial_status="refused"))
+    assert [r.url for r in web.requests] == [voice_url]
+    (paused,) = session.played
+    assert len(paused) == FMT.rate and not paused.any()
