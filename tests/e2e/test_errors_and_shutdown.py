@@ -17,7 +17,7 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 from appliance.audio.media import SpeechSynth, load_audio
 from appliance.sim.simcom import SimcomModem
 from appliance.twiml.interpreter import APOLOGY
-from tests.audio_checks import fraction_heard, normalised_xcorr
+from tests.audio_checks import fraction_heard
 from tests.harness import SPEED, Daemon, free_port, spawn
 
 pytestmark = pytest.mark.e2e
@@ -208,6 +208,5 @@ def test_a_star_pressed_in_band_leaves_the_conference_with_hangup_on_star(start_
     subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), goodbye], check=True)
     reference = load_audio(wav, 8000)
     assert modem.wait_state("idle", 30), "the call should end after the goodbye"
-    peak, _ = normalised_xcorr(modem.heard()[mark:], reference)
-    assert peak > 0.8, f"the caller did not hear the goodbye (ncc {peak:.2f})" + "\n".join(
-        daemon.log_lines[-15:])
+    heard = fraction_heard(modem.heard()[mark:], reference, 8000)
+    assert heard > 0.9, f"the caller heard {heard:.0%} of the goodbye"

@@ -69,6 +69,7 @@ def test_plivo_stay_alone_and_end_on_exit_end_the_room_to_the_action(
     a, b, c = (daemon.modems[f"gsm{i}"] for i in range(3))
 
     dial_in(a, "+15550000001")
+    daemon.wait_log(r"joined conference Board")  # A is member 1
     dial_in(b, "+15550000002")
     daemon.wait_log(r"conference Board started")
     listen(a, 1.0)
@@ -101,6 +102,7 @@ def test_plivo_callback_url_gets_enter_digits_and_exit(start_daemon, receiver):
     daemon = start_daemon(room, extra_config=API_CONFIG)
     a, b = daemon.modems["gsm0"], daemon.modems["gsm1"]
     dial_in(a, "+15550000001")
+    daemon.wait_log(r"joined conference Desk")  # A is member 1
     dial_in(b, "+15550000002")
     daemon.wait_log(r"conference Desk started")
     entered = receiver.wait("/cb", 2, where=lambda r: r.params["ConferenceAction"] == "enter")
