@@ -166,6 +166,7 @@ class Participant:
     held: bool = False
     coaching: str | None = None
     wait_source: MediaSource | None = None
+    relayed: list[MediaSource] = field(default_factory=list)  # mixed into what it says
     left: threading.Event = field(default_factory=threading.Event)
     leave_reason: LeaveReason | None = None
     talking: bool = False  # updated every tick while the room is started
@@ -454,6 +455,14 @@ class Conference:
         if participant is not None:
             self._emit([ConferenceEvent(EventKind.DIGITS, participant.state(), digits=digits)])
 
+    def relay(self, call_sid: str, source: MediaSource) -> None:
+        """Mix ``source`` into what ``call_sid`` says (a relayed key): the others hear it, the
+        participant itself does not (mix-minus), and nobody does while it is muted."""
+        with self._lock:
+            participant = self._participants.get(call_sid)
+            if participant is not None:
+                participant.relayed.append(source)
+
     def announce(self, source: MediaSource, url: str = "") -> None:
         """Play ``source`` to the whole started room; an "announcement-end" event follows."""
         with self._lock:
@@ -577,11 +586,13 @@ class Conference:
             started = self.state is ConferenceState.STARTED
             announcement = self._next_announcement_frame(finished) if started else None
             recorder = self._recorder
+            relays = {p.call_sid: self._next_relayed_frame(p) for p in participants if p.relayed}
             self.seconds += self.fmt.period
             limit = self._room.time_limit if self._room else None
         for participant in participants:
             participant.seconds += self.fmt.period
-        if limit is not None and self.seconds >= limit:
+        # Half a tick of slack: summed periods drift (250 x 0.02 s is 4.99999...).
+        if limit is not None and self.seconds >= limit - self.fmt.period / 2:
             log.info("conference %s reached its time limit (%.0f s)", self.name, limit)
             self.end(EndReason.TIME_LIMIT)
             return {}
@@ -589,6 +600,9 @@ class Conference:
         if not started:
             return {p.call_sid: self._wait_frame(p, silence) for p in participants}
         frames = {p.call_sid: inputs.get(p.call_sid, silence) for p in participants}
+        for call_sid, relayed in relays.items():
+            mixed = frames[call_sid].astype(np.int32) + relayed
+            frames[call_sid] = np.clip(mixed, -32768, 32767).astype(np.int16)
         present = set(frames)
         contributors: list[str] = []
         listeners: list[str] = []
@@ -648,6 +662,16 @@ class Conference:
             return []
         self.floor = holder.call_sid
         return [ConferenceEvent(EventKind.FLOOR, holder.state())]
+
+    def _next_relayed_frame(self, participant: Participant) -> np.ndarray:
+        """The sum of this tick's frames of a participant's relayed sources (lock held)."""
+        total = np.zeros(self.fmt.samples, dtype=np.int32)
+        for source in participant.relayed:
+            frame = source.read_frame()
+            if frame is not None:
+                total += frame
+        participant.relayed = [source for source in participant.relayed if not source.done]
+        return total
 
     def _next_announcement_frame(self, finished: list[str]) -> np.ndarray | None:
         """Sum of the frames of every pending announcement (beeps may overlap); the URLs of

@@ -130,7 +130,8 @@ class LiveCallSession:
                 if self.call.hung_up.is_set():
                     conference.leave(self.call.sid, LeaveReason.HANGUP)
                     return "hangup"
-                if participant.seconds >= dial.time_limit:  # audio time: the ticks counted
+                # Audio time, the ticks counted; half a tick of slack for the summed periods.
+                if participant.seconds >= dial.time_limit - conference.fmt.period / 2:
                     conference.leave(self.call.sid, LeaveReason.TIME_LIMIT)
                     continue
                 try:
@@ -232,7 +233,8 @@ class LiveCallSession:
                 if verb.relay_dtmf:
                     tone = dtmf(key, RELAY_DTMF_MS, conference.fmt.rate)
                     gap = np.zeros(len(tone), dtype=np.int16)
-                    conference.announce(BufferSource(np.concatenate([tone, gap]), conference.fmt))
+                    conference.relay(self.call.sid,
+                                     BufferSource(np.concatenate([tone, gap]), conference.fmt))
         return "hangup" if self.call.hung_up.is_set() else "completed"
 
     def _enter(self, name: str, options: ParticipantOptions) -> tuple[Room, Participant] | str:
