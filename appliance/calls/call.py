@@ -25,6 +25,9 @@ class CallStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+KEY_POLL_SECONDS = 0.02  # how often a prompt that a key may stop looks for one
+
+
 def new_call_sid() -> str:
     return "CA" + uuid.uuid4().hex
 
@@ -68,6 +71,33 @@ class Call:
         if self._player is source:
             self._player = None
         return not self.hung_up.is_set()
+
+    def play_until_key(self, source: MediaSource) -> str | None:
+        """As :meth:`play`, but the first key pressed stops ``source``; returns that key, or
+        None when ``source`` played to its end or the call ended."""
+        done = threading.Event()
+        self._player_done = done
+        self._player = source
+        key = None
+        try:
+            while not done.is_set() and not self.hung_up.is_set():
+                try:
+                    key = self.keys.get(timeout=KEY_POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                break
+        finally:
+            if self._player is source:
+                self._player = None
+        return key
+
+    def discard_keys(self) -> None:
+        """Forget the keys pressed so far."""
+        while True:
+            try:
+                self.keys.get_nowait()
+            except queue.Empty:
+                return
 
     def end(self) -> None:
         """The line reports the call over: wake whatever the interpreter is waiting for."""

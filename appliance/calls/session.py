@@ -12,7 +12,7 @@ import numpy as np
 
 from appliance.audio.media import BufferSource, MediaSource, SilenceSource
 from appliance.audio.tones import dtmf
-from appliance.calls.call import Call
+from appliance.calls.call import KEY_POLL_SECONDS, Call
 from appliance.calls.conference import (
     Conference as Room,
 )
@@ -95,6 +95,38 @@ class LiveCallSession:
 
     def play(self, source: MediaSource) -> bool:
         return self.call.play(source)
+
+    def discard_keys(self) -> None:
+        self.call.discard_keys()
+
+    def play_until_key(self, source: MediaSource) -> str | None:
+        return self.call.play_until_key(source)
+
+    def collect_digits(
+        self, num_digits: int | None, timeout: float, finish_on_key: str,
+        first_key: str | None = None,
+    ) -> str:
+        """The caller's keys for a <Gather>; ``timeout`` counts the call's audio time (the
+        modem's clock), from now and again from each key."""
+        digits = ""
+        pending = first_key
+        last = self.call.audio_time
+        while not self.call.hung_up.is_set():
+            if num_digits is not None and len(digits) >= num_digits:
+                break
+            key, pending = pending, None
+            if key is None:
+                if self.call.audio_time - last >= timeout:
+                    break
+                try:
+                    key = self.call.keys.get(timeout=KEY_POLL_SECONDS)
+                except queue.Empty:
+                    continue
+            if finish_on_key and key == finish_on_key:
+                break
+            digits += key
+            last = self.call.audio_time
+        return digits
 
     def hangup(self) -> None:
         """Hang up once what the caller is hearing has left the buffers, not cut off mid-word."""

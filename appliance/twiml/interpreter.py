@@ -13,7 +13,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 import numpy as np
@@ -35,6 +35,7 @@ from appliance.twiml.verbs import (
     Conference,
     Dial,
     Document,
+    Gather,
     Hangup,
     Pause,
     Play,
@@ -85,6 +86,24 @@ class CallSession(Protocol):
     def params(self) -> dict[str, str]: ...
 
     def play(self, source: MediaSource) -> bool: ...
+
+    def discard_keys(self) -> None:
+        """Forget the keys pressed so far (a <Gather> hears only keys pressed after it starts)."""
+        ...
+
+    def play_until_key(self, source: MediaSource) -> str | None:
+        """Play ``source`` until it ends or the caller presses a key, which stops it; returns
+        that key, or None when it played to the end or the call ended."""
+        ...
+
+    def collect_digits(
+        self, num_digits: int | None, timeout: float, finish_on_key: str,
+        first_key: str | None = None,
+    ) -> str:
+        """The caller's keys (``first_key`` already pressed), without ``finish_on_key``:
+        until ``num_digits`` are in, ``finish_on_key`` is pressed, or ``timeout`` seconds of
+        the call's audio pass without a key."""
+        ...
 
     def hangup(self) -> None: ...
 
@@ -222,15 +241,9 @@ class Interpreter:
             if self.session.ended:
                 return None
             match verb:
-                case Say():
-                    self._play(self._speech(verb))
-                case Play():
-                    if verb.digits is not None:
-                        self._play(self._digits(verb.digits))
-                    if verb.url:
-                        self._play(self._audio(document.source, verb))
-                case Pause():
-                    self._play(SilenceSource(self.fmt.frames_for(verb.length), self.fmt))
+                case Say() | Play() | Pause():
+                    for source in self._sources(document, verb):
+                        self._play(source)
                 case Hangup():
                     self.session.hangup()
                     return None
@@ -246,6 +259,10 @@ class Interpreter:
                     outcome = self._plivo_conference(document, verb)
                     if outcome is not None:
                         return outcome
+                case Gather():
+                    outcome = self._gather(document, verb)
+                    if outcome is not None:
+                        return outcome
                 case _:
                     name = type(verb).__name__
                     raise CallFailed(12200, f"<{name}> is not supported on this appliance yet")
@@ -255,6 +272,45 @@ class Interpreter:
 
     def _play(self, source: MediaSource) -> None:
         self.session.play(source)
+
+    def _sources(self, document: Document, verb: Say | Play | Pause) -> Iterator[MediaSource]:
+        """What a prompt verb plays, in order (made one at a time, as it is reached)."""
+        match verb:
+            case Say():
+                yield self._speech(verb)
+            case Play():
+                if verb.digits is not None:
+                    yield self._digits(verb.digits)
+                if verb.url:
+                    yield self._audio(document.source, verb)
+            case Pause():
+                yield SilenceSource(self.fmt.frames_for(verb.length), self.fmt)
+
+    def _gather(self, document: Document, verb: Gather) -> Document | None:
+        """Twilio's <Gather input="dtmf">: the prompts, interrupted by the first key, then the
+        keys; the action (default: this document) gets ``Digits``. None: the next verb."""
+        if "dtmf" not in verb.input.split():
+            raise CallFailed(12200, f'<Gather input="{verb.input}"> is not supported on this '
+                                    "appliance yet (dtmf only)")
+        self.session.discard_keys()  # as on Twilio: keys pressed before the Gather are dropped
+        first: str | None = None
+        for child in verb.children:
+            for source in self._sources(document, child):
+                if self.session.ended:
+                    return None
+                first = self.session.play_until_key(source)
+                if first is not None:
+                    break
+            if first is not None:
+                break
+        if self.session.ended:
+            return None
+        digits = self.session.collect_digits(verb.num_digits, verb.timeout,
+                                             verb.finish_on_key, first)
+        if self.session.ended or (not digits and not verb.action_on_empty_result):
+            return None  # no input: Twilio goes on with the next verb
+        url = resolve_url(document.source, verb.action) if verb.action else document.source
+        return self._load(url, verb.method, {"Digits": digits})
 
     def _speech(self, verb: Say) -> MediaSource:
         try:

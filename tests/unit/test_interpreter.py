@@ -70,11 +70,18 @@ class PlivoJoin:
 
 @dataclass
 class FakeSession:
-    """Plays every source to its end at once and keeps the samples; joins return at once."""
+    """Plays every source to its end at once and keeps the samples; joins return at once.
+
+    ``presses`` script the caller's keys as (seconds of call audio, key); the fake's
+    ``clock`` counts the audio played and the time spent waiting for keys.
+    """
 
     sid: str = CALL_PARAMS["CallSid"]
     dial_status: str = "completed"
     hang_up_after_plays: int | None = None  # the caller hangs up once this many have played
+    presses: list[tuple[float, str]] = field(default_factory=list)
+    clock: float = 0.0
+    discarded: list[str] = field(default_factory=list)
     played: list[np.ndarray] = field(default_factory=list)
     joins: list[Join] = field(default_factory=list)
     plivo_joins: list[PlivoJoin] = field(default_factory=list)
@@ -89,12 +96,24 @@ class FakeSession:
         return dict(CALL_PARAMS)
 
     def play(self, source: MediaSource) -> bool:
+        self._play(source, interruptible=False)
+        return not self._ended
+
+    def play_until_key(self, source: MediaSource) -> str | None:
+        return self._play(source, interruptible=True)
+
+    def _play(self, source: MediaSource, interruptible: bool) -> str | None:
         frames = []
+        key = None
         for _ in range(FMT.frames_for(MAX_PLAY_SECONDS)):
+            if interruptible and self.presses and self.presses[0][0] <= self.clock:
+                key = self.presses.pop(0)[1]
+                break
             frame = source.read_frame()
             if frame is None:
                 break
             frames.append(frame.copy())
+            self.clock += FMT.period
             if source.done:
                 break
         else:
@@ -102,7 +121,32 @@ class FakeSession:
         self.played.append(np.concatenate(frames) if frames else FMT.silence()[:0])
         if self.hang_up_after_plays is not None and len(self.played) >= self.hang_up_after_plays:
             self._ended = True
-        return not self._ended
+        return None if self._ended else key
+
+    def discard_keys(self) -> None:
+        while self.presses and self.presses[0][0] <= self.clock:
+            self.discarded.append(self.presses.pop(0)[1])
+
+    def collect_digits(
+        self, num_digits: int | None, timeout: float, finish_on_key: str,
+        first_key: str | None = None,
+    ) -> str:
+        digits = ""
+        pending = first_key
+        last = self.clock
+        while num_digits is None or len(digits) < num_digits:
+            key, pending = pending, None
+            if key is None:
+                if not self.presses or self.presses[0][0] - last >= timeout:
+                    self.clock = last + timeout
+                    break
+                at, key = self.presses.pop(0)
+                self.clock = max(self.clock, at)
+            if finish_on_key and key == finish_on_key:
+                break
+            digits += key
+            last = self.clock
+        return digits
 
     def hangup(self) -> None:
         self.hangups += 1
@@ -527,12 +571,11 @@ def test_broken_redirected_document_apologises_after_the_first_prompts(
 @pytest.mark.parametrize(
     "verb",
     [
-        '<Gather numDigits="4"><Say>Your PIN?</Say></Gather>',
         "<Reject/>",
         "<Record/>",
         "<Sya>typo</Sya>",
     ],
-    ids=["gather", "reject", "record", "unknown"],
+    ids=["reject", "record", "unknown"],
 )
 def test_unsupported_verb_apologises_and_hangs_up(run, synth, tmp_path, caplog, verb):
     session = run(write(tmp_path, "rules.xml", f"<Response>{verb}<Say>After.</Say></Response>"))
@@ -680,3 +723,120 @@ def test_plivo_conference_refused_skips_the_action_too(run, web):
     assert [r.url for r in web.requests] == [voice_url]
     (paused,) = session.played
     assert len(paused) == FMT.rate and not paused.any()
+
+
+# --- <Gather> -------------------------------------------------------------------------------
+
+PIN_PROMPT = "Enter your PIN."
+
+
+def gather_rules(web: WebApp, attributes: str = 'numDigits="4" action="/pin"',
+                 prompt: str = f"<Say>{PIN_PROMPT}</Say>") -> str:
+    """/voice gathers with ``attributes`` around ``prompt``, then says "No PIN."; /pin says
+    "Thanks."."""
+    web.twiml("/pin", "<Response><Say>Thanks.</Say></Response>")
+    return web.twiml("/voice", f"<Response><Gather {attributes}>{prompt}</Gather>"
+                               "<Say>No PIN.</Say></Response>")
+
+
+def heard(session: FakeSession, synth: SpeechSynth, text: str) -> bool:
+    return any(len(p) >= len(speech(synth, text)) and
+               normalised_xcorr(p, speech(synth, text))[0] > 0.99 for p in session.played)
+
+
+def action_requests(web: WebApp) -> list[Request]:
+    return [r for r in web.requests if r.url != web.base + "/voice" or "Digits" in r.form]
+
+
+def test_gather_posts_the_digits_once_num_digits_are_in(run, synth, web):
+    session = run(gather_rules(web), session=FakeSession(presses=[(0.5, "1"), (0.8, "2"),
+                                                                  (1.0, "3"), (1.2, "4"),
+                                                                  (1.3, "5")]))
+    (request,) = action_requests(web)
+    assert request.method == "POST" and request.url == web.base + "/pin"
+    assert request.form == {**CALL_PARAMS, "Digits": "1234"}
+    assert request.signature == RequestValidator(AUTH_TOKEN).compute_signature(
+        request.url, request.form)
+    prompt, _thanks = session.played
+    assert len(prompt) == FMT.frames_for(0.5) * FMT.samples, "the first key stops the prompt"
+    assert np.array_equal(prompt, speech(synth, PIN_PROMPT)[: len(prompt)])
+    assert heard(session, synth, "Thanks.") and not heard(session, synth, "No PIN.")
+    assert session.presses == [(1.3, "5")], "the fifth key is not the Gather's"
+
+
+@pytest.mark.parametrize(
+    ("finish_on_key", "keys", "digits"),
+    [(None, "12#3", "12"), ("*", "12*3", "12"), ("", "1#2#", "1#2#")],
+    ids=["default-hash", "star", "disabled"],
+)
+def test_gather_finish_on_key_ends_the_input(run, web, finish_on_key, keys, digits):
+    attributes = 'action="/pin"' + (f' finishOnKey="{finish_on_key}"'
+                                    if finish_on_key is not None else "")
+    presses = [(5.0 + index * 0.5, key) for index, key in enumerate(keys)]
+    run(gather_rules(web, attributes), session=FakeSession(presses=presses))
+    (request,) = action_requests(web)
+    assert request.form["Digits"] == digits
+
+
+def test_gather_timeout_posts_the_partial_digits(run, synth, web):
+    prompt_seconds = frames_long(speech(synth, PIN_PROMPT)) / FMT.rate
+    late = prompt_seconds + 1 + 3.5  # 3.5 s after the first key: past timeout="3"
+    session = FakeSession(presses=[(prompt_seconds + 1, "1"), (late, "2")])
+    run(gather_rules(web, 'numDigits="4" timeout="3" action="/pin"'), session=session)
+    (request,) = action_requests(web)
+    assert request.form["Digits"] == "1"
+    assert session.presses == [(late, "2")]
+
+
+def test_gather_without_digits_goes_on_with_the_next_verb(run, synth, web):
+    session = run(gather_rules(web))
+    assert action_requests(web) == []
+    prompt, _no_pin = session.played
+    assert len(prompt) == frames_long(speech(synth, PIN_PROMPT)), "the prompt played whole"
+    assert heard(session, synth, "No PIN.")
+    assert session.hangups == 1
+
+
+def test_gather_action_on_empty_result_requests_the_action_with_empty_digits(run, synth, web):
+    session = run(gather_rules(web, 'action="/pin" actionOnEmptyResult="true" method="GET"'))
+    (request,) = action_requests(web)
+    assert request.method == "GET"
+    assert request.url.startswith(web.base + "/pin?") and "Digits=&" in request.url + "&"
+    assert heard(session, synth, "Thanks.") and not heard(session, synth, "No PIN.")
+
+
+def test_gather_prompts_play_in_order_until_a_key_and_earlier_keys_are_dropped(
+    run, synth, web
+):
+    welcome = speech(synth, "Welcome.")
+    welcome_seconds = frames_long(welcome) / FMT.rate
+    prompt = f'<Say>{PIN_PROMPT}</Say><Pause length="1"/><Play digits="9"/><Say>Again.</Say>'
+    # "8" during the welcome is dropped; "7" in the pause stops the prompts and is a digit.
+    said = frames_long(speech(synth, PIN_PROMPT)) / FMT.rate
+    session = FakeSession(presses=[(0.2, "8"), (welcome_seconds + said + 0.5, "7"),
+                                   (welcome_seconds + said + 2, "#")])
+    web.twiml("/pin", "<Response><Say>Thanks.</Say></Response>")
+    url = web.twiml("/voice", f'<Response><Say>Welcome.</Say><Gather action="/pin">{prompt}'
+                              "</Gather></Response>")
+    run(url, session=session)
+    assert session.discarded == ["8"]
+    (request,) = action_requests(web)
+    assert request.form["Digits"] == "7"
+    _welcome, pin_prompt, pause, _thanks = session.played
+    assert len(pin_prompt) == frames_long(speech(synth, PIN_PROMPT))
+    assert len(pause) == FMT.frames_for(0.5) * FMT.samples and not pause.any()
+
+
+def test_gather_action_defaults_to_the_current_document(run, synth, web):
+    url = gather_rules(web, 'numDigits="1"')
+    session = run(url, session=FakeSession(presses=[(0.5, "7")]))
+    assert [(r.url, r.method, r.form.get("Digits")) for r in web.requests] == [
+        (url, "POST", None), (url, "POST", "7"), ]
+    assert heard(session, synth, "No PIN."), "the second pass got no key and went on"
+
+
+def test_gather_for_speech_is_refused_with_an_apology(run, synth, tmp_path, caplog):
+    rules = '<Response><Gather input="speech"><Say>Say it.</Say></Gather></Response>'
+    session = run(write(tmp_path, "rules.xml", rules))
+    assert_apologised_and_hung_up(session, synth)
+    assert "12200" in caplog.text
