@@ -30,19 +30,12 @@ from appliance.audio.tones import tone
 from appliance.lines.at import open_serial
 from appliance.sim.simcom import SimcomModem
 from tests.audio_checks import normalised_xcorr
+from tests.e2e.callers import wait_clock
 from tests.harness import launch
 
 RATE = 8000
 ROUNDS = 3
 SENTENCE = "Grandma dialled in from her landline, and everybody heard her perfectly well."
-
-
-def _wait_clock(modem, samples: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while modem.sample_clock < samples:
-        if time.monotonic() > deadline:
-            raise TimeoutError("modem audio clock stalled")
-        time.sleep(0.02)
 
 
 def _rules(jitter: str) -> str:
@@ -59,7 +52,7 @@ def _burst_delays(a, b, count: int = 5) -> list[float]:
     delays = []
     for _ in range(count):
         start = a.play(burst)
-        _wait_clock(a, start + RATE // 2)
+        wait_clock(a, start + RATE // 2)
         sent_at = a.time_of_sample(start)
         # B's sample at the moment A's burst started, then search the next 300 ms only.
         expected = int((sent_at - b.time_of_sample(0)) * RATE)
@@ -96,7 +89,7 @@ def measure_wire() -> float:
 
         for source, sink in ((audio_a, audio_b), (audio_b, audio_a)):
             threading.Thread(target=copy, args=(source, sink), daemon=True).start()
-        _wait_clock(b, RATE)
+        wait_clock(b, RATE)
         return float(np.median(_burst_delays(a, b)))
     finally:
         stop.set()
@@ -114,7 +107,7 @@ def measure(workdir: Path, jitter: str = "small") -> dict[str, float]:
         a.ring("+15550001111")
         b.ring("+15550002222")
         assert a.wait_audio(20) and b.wait_audio(20)
-        _wait_clock(b, RATE * 2)
+        wait_clock(b, RATE * 2)
 
         delays = _burst_delays(a, b)
 
@@ -122,7 +115,7 @@ def measure(workdir: Path, jitter: str = "small") -> dict[str, float]:
         subprocess.run(["espeak-ng", "-w", str(wav), SENTENCE], check=True)
         speech = load_audio(wav, RATE)
         start = a.play(speech)
-        _wait_clock(a, start + len(speech) + RATE)
+        wait_clock(a, start + len(speech) + RATE)
         heard = b.heard()
         _, lag = normalised_xcorr(heard, speech)
         degraded = heard[lag: lag + len(speech)]

@@ -38,6 +38,11 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str =
         time.sleep(every)
 
 
+def wait_clock(modem: SimcomModem, samples: int, timeout: float = 60.0) -> None:
+    """Wait until the modem's own clock has run ``samples`` of call audio."""
+    wait_for(lambda: modem.sample_clock >= samples, timeout, f"{samples} samples of audio")
+
+
 def dial_in(modem: SimcomModem, caller: str) -> int:
     """The caller rings and is answered; returns the sample clock at the answer."""
     modem.ring(caller)
@@ -50,7 +55,7 @@ def listen(modem: SimcomModem, seconds: float, timeout: float = 30.0) -> np.ndar
     """What the caller hears during the next ``seconds`` of its own clock."""
     start = modem.sample_clock
     target = start + int(seconds * RATE)
-    wait_for(lambda: modem.sample_clock >= target, timeout, f"{seconds} s of audio")
+    wait_clock(modem, target, timeout)
     return modem.heard()[start:target]
 
 
@@ -59,7 +64,7 @@ def talk(modem: SimcomModem, samples: np.ndarray, tail: float = 0.5) -> int:
     the sample index where it started."""
     start = modem.play(samples)
     end = start + len(samples) + int(tail * RATE)
-    wait_for(lambda: modem.sample_clock >= end, 30, "the caller to finish talking")
+    wait_clock(modem, end, 30)
     return start
 
 

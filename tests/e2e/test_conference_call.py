@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from appliance.audio.media import hold_music, load_audio
 from tests.audio_checks import beep_times, normalised_xcorr, rms_dbfs
+from tests.e2e.callers import wait_clock, wait_for
 
 pytestmark = pytest.mark.e2e
 RATE = 8000  # what the modem carries
@@ -23,22 +23,6 @@ def speak(tmp_path: Path, text: str, name: str) -> np.ndarray:
     wav = tmp_path / f"{name}.wav"
     subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), text], check=True)
     return load_audio(wav, RATE)
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition",
-             every: float = 0.05) -> None:
-    """Poll ``condition`` (the emulated modems keep no event for "has heard X")."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
-
-
-def wait_heard_seconds(modem, seconds: float, timeout: float = 60.0) -> None:
-    """Wait until the modem's own clock has run ``seconds`` of call audio."""
-    target = int(seconds * RATE)
-    wait_for(lambda: modem.sample_clock >= target, timeout, f"{seconds}s of audio")
 
 
 def conference_rules() -> str:
@@ -60,7 +44,7 @@ def test_two_callers_meet_hear_beeps_and_each_other_but_not_themselves(start_dae
     a.ring("+15550001111")
     assert a.wait_state("active", 20)
     assert a.wait_audio(20)
-    wait_heard_seconds(a, len(prompt_reference) / RATE + 4.0)
+    wait_clock(a, len(prompt_reference) + 4 * RATE)
     heard_a = a.heard()
     peak, prompt_at = normalised_xcorr(heard_a, prompt_reference)
     assert peak > 0.8, f"A did not hear the prompt (ncc {peak:.2f})"
@@ -73,14 +57,14 @@ def test_two_callers_meet_hear_beeps_and_each_other_but_not_themselves(start_dae
     b_joined_at_a = a.sample_clock
     b.ring("+15550002222")
     assert b.wait_state("active", 20)
-    wait_heard_seconds(b, len(prompt_reference) / RATE + 2.5)
+    wait_clock(b, len(prompt_reference) + int(2.5 * RATE))
     wait_for(lambda: beep_times(a.heard()[b_joined_at_a:], RATE, 660, 880),
-             what="join beep at A", every=0.5)
+             timeout=30, what="join beep at A", every=0.5)
     assert beep_times(b.heard(), RATE, 660, 880), "B did not hear the join beep"
 
     # A speaks: B hears it; A hears no copy of itself.
     a_start = a.play(speech)
-    wait_heard_seconds(a, (a_start + len(speech)) / RATE + 1.0)
+    wait_clock(a, a_start + len(speech) + RATE)
     b_end = b.sample_clock
     heard_b = b.heard()[: b_end]
     peak_b, _ = normalised_xcorr(heard_b, speech)
@@ -97,7 +81,7 @@ def test_two_callers_meet_hear_beeps_and_each_other_but_not_themselves(start_dae
     b.hangup()
     assert b.wait_state("idle", 10)
     wait_for(lambda: beep_times(a.heard()[leave_mark:], RATE, 880, 660),
-             what="leave beep at A", every=0.5)
+             timeout=30, what="leave beep at A", every=0.5)
 
     # A hangs up: nothing is left behind in the daemon.
     a.hangup()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from appliance.sim.simcom import SimcomModem
 from appliance.sim.soundcard import install_alsa_config
 from appliance.sim.v253 import V253Modem
 from tests.audio_checks import fraction_heard, normalised_xcorr, rms_dbfs
+from tests.e2e.callers import wait_clock
 from tests.harness import SPEED, free_port, spawn
 
 pytestmark = pytest.mark.e2e
@@ -59,13 +59,6 @@ def v253_conexant(name: str):
 
 
 DRIVERS = [simcom, quectel, huawei, sim800, v253_usr, v253_conexant]
-
-
-def wait_clock(modem, samples: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while modem.sample_clock < samples:
-        assert time.monotonic() < deadline, "the modem's audio clock stalled"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("make_modem", DRIVERS, ids=lambda make: make.__name__)
