@@ -42,7 +42,9 @@ pcm.{ALSA_PCM_NAME} {{
 }}
 """
 SYSTEM_ALSA_CONFIG = Path("/usr/share/alsa/alsa.conf")
-CARD_BACKLOG_FRAMES = 2  # capture periods a slow reader may find queued; older ones are lost
+# Capture periods a slow reader may find queued before the oldest are lost: the four-period
+# buffer the ALSA transport configures (AlsaAudioTransport(periods=4)), as a real card holds.
+CARD_BACKLOG_FRAMES = 4
 
 
 def write_alsa_config(directory: Path) -> Path:
