@@ -26,7 +26,8 @@ from appliance.jobs import JobRunner
 from appliance.lines.base import LineDriver
 from appliance.lines.registry import create_driver
 from appliance.twiml.fetch import Fetcher, resolve_url
-from appliance.twiml.interpreter import Interpreter, MediaCache
+from appliance.twiml.interpreter import Interpreter
+from appliance.twiml.media_cache import MediaCache
 from appliance.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)

@@ -33,10 +33,20 @@ class Connected:
 
 
 @dataclass(frozen=True)
-class Disconnected:
-    """The call is over (remote hang-up, local hang-up or failure)."""
+class Alerting:
+    """An outbound call placed with :meth:`LineDriver.dial` rings at the far end."""
 
-    reason: str = "remote"  # remote | local | failed | device-lost
+
+@dataclass(frozen=True)
+class Disconnected:
+    """The call is over (remote hang-up, local hang-up or failure).
+
+    An outbound call that never connected ends with "busy" (the far end is busy or refused
+    it), "no-answer" (nobody picked up before the network gave up) or "failed" (the number
+    could not be reached at all).
+    """
+
+    reason: str = "remote"  # remote | local | failed | device-lost | busy | no-answer
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ class LineStatus:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-LineEvent = Ringing | Connected | Disconnected | DtmfReceived | LineStatus
+LineEvent = Ringing | Alerting | Connected | Disconnected | DtmfReceived | LineStatus
 EventHandler = Callable[[LineEvent], None]
 
 
@@ -86,3 +96,25 @@ class LineDriver(abc.ABC):
     @abc.abstractmethod
     def hangup(self) -> None:
         """End the current call (a no-op when idle); ``Disconnected`` follows."""
+
+    def reject(self, reason: str = "rejected") -> None:
+        """Refuse the ringing call without answering it; ``Disconnected`` follows.
+
+        ``reason`` is TwiML's: "busy" (the caller hears a busy signal where the network
+        offers one) or "rejected". A line that cannot refuse a call leaves it ringing.
+        """
+        raise LineError(f"line {self.name} cannot reject calls")
+
+    @property
+    def can_dial(self) -> bool:
+        """Whether :meth:`dial` places calls on this line."""
+        return False
+
+    def dial(self, number: str) -> None:
+        """Place an outbound call to ``number`` from an idle line.
+
+        Returns once the modem accepted the request; ``Alerting`` follows when the far end
+        rings, then ``Connected`` when it answers, or ``Disconnected`` ("busy", "no-answer",
+        "failed"). :meth:`hangup` abandons the attempt.
+        """
+        raise LineError(f"line {self.name} cannot place calls")

@@ -9,10 +9,7 @@ apology before the call ends cleanly, as on Twilio.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
@@ -26,10 +23,10 @@ from appliance.audio.media import (
     SilenceSource,
     SpeechSynth,
     hold_music,
-    load_audio,
 )
 from appliance.audio.tones import dtmf, join_beep, leave_beep, tone_sequence
 from appliance.twiml.fetch import Fetcher, FetchError, resolve_url
+from appliance.twiml.media_cache import MediaCache
 from appliance.twiml.parse import TwimlError, parse_twiml
 from appliance.twiml.verbs import (
     Conference,
@@ -133,43 +130,6 @@ class CallFailed(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(f"error {code}: {message}")
         self.code = code
-
-
-class MediaCache:
-    """Decoded audio by URL (small LRU): a wait-music loop is decoded once, not per caller."""
-
-    def __init__(self, fetcher: Fetcher, rate: int, size: int = 32) -> None:
-        self._fetcher = fetcher
-        self._rate = rate
-        self._size = size
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, url: str) -> np.ndarray:
-        with self._lock:
-            if url in self._items:
-                self._items.move_to_end(url)
-                return self._items[url]
-        samples = load_audio(self._fetcher.fetch_bytes(url), self._rate)
-        self._keep(url, samples)
-        return samples
-
-    def decode(self, url: str, data: bytes) -> np.ndarray:
-        """Audio already fetched from ``url`` (a waitUrl's answer), decoded once per content."""
-        key = f"{url}#{hashlib.sha1(data).hexdigest()}"
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        samples = load_audio(data, self._rate)
-        self._keep(key, samples)
-        return samples
-
-    def _keep(self, key: str, samples: np.ndarray) -> None:
-        with self._lock:
-            self._items[key] = samples
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
 
 
 class Interpreter:

@@ -29,7 +29,8 @@ from appliance.calls.plivo_callbacks import PlivoConferenceCallbacks
 from appliance.calls.session import LiveCallSession
 from appliance.calls.twilio_callbacks import CallbackUrl
 from appliance.twiml.fetch import Fetcher
-from appliance.twiml.interpreter import Interpreter, MediaCache
+from appliance.twiml.interpreter import Interpreter
+from appliance.twiml.media_cache import MediaCache
 from appliance.twiml.verbs import PlivoConference
 
 FMT = AudioFormat(16000, 20)

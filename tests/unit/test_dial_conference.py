@@ -13,7 +13,8 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 from appliance.audio.frames import AudioFormat
 from appliance.audio.media import MediaSource, SpeechSynth
 from appliance.twiml.fetch import Fetcher
-from appliance.twiml.interpreter import Interpreter, MediaCache
+from appliance.twiml.interpreter import Interpreter
+from appliance.twiml.media_cache import MediaCache
 from appliance.twiml.verbs import Conference
 from appliance.twiml.verbs import Dial as DialVerb
 

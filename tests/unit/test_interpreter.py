@@ -27,8 +27,8 @@ from appliance.twiml.interpreter import (
     APOLOGY,
     MAX_DOCUMENTS_PER_CALL,
     Interpreter,
-    MediaCache,
 )
+from appliance.twiml.media_cache import MediaCache
 from appliance.twiml.verbs import Conference, PlivoConference
 from appliance.twiml.verbs import Dial as DialVerb
 from tests.audio_checks import normalised_xcorr

@@ -16,7 +16,7 @@ from appliance.audio.frames import AudioFormat
 from appliance.audio.media import SpeechSynth
 from appliance.audio.tones import tone
 from appliance.twiml.fetch import Fetcher
-from appliance.twiml.interpreter import MediaCache
+from appliance.twiml.media_cache import MediaCache
 from appliance.twiml.wait import (
     INVALID_WAIT_VERB,
     WaitAudio,
