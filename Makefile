@@ -1,7 +1,7 @@
 # Set-up is idempotent: system packages (apt) and a virtualenv are installed on first use.
 VENV    := .venv
 PY      := $(VENV)/bin/python
-APT_PKGS := espeak-ng sox libsndfile1 asterisk-moh-opsound-wav multimon-ng python3-venv libasound2-dev alsa-utils
+APT_PKGS := espeak-ng sox libsndfile1 asterisk-moh-opsound-wav multimon-ng python3-venv libasound2-dev alsa-utils chromium
 STAMP_SYS  := $(VENV)/.system-deps
 STAMP_VENV := $(VENV)/.installed
 

@@ -3,7 +3,13 @@
 Requests to http(s) carry the caller's voice parameters (query string for GET, form body for
 POST) and an ``X-Twilio-Signature`` made with the auth token, so an existing Twilio app
 validates them unchanged. Every failure is a ``FetchError`` with Twilio's code 11200
-("HTTP retrieval failure").
+("HTTP retrieval failure"); ``retryable`` marks the ones a later attempt may not meet (no
+answer, a 5xx), for which a cache may serve a stale copy instead.
+
+Media is fetched with :meth:`Fetcher.fetch_media`, which can revalidate a cached copy
+(``If-None-Match`` / ``If-Modified-Since``) and hands back the response's caching headers; the
+caching policy itself lives in ``media_cache``. Documents are never conditional: Twilio
+fetches them every time.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 from urllib.request import url2pathname
@@ -30,15 +37,40 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 # Characters left as they are when a relative reference is made into a URL: the reserved
 # ones and "%" (already escaped); spaces and non-ASCII letters of file names get escaped.
 _URL_SAFE = "/:@!$&'()*+,;=?#%~"
+# Response headers a media cache needs (RFC 9111 sections 4.2 and 4.3).
+CACHE_HEADERS = ("cache-control", "expires", "date", "age", "etag", "last-modified")
 
 
 class FetchError(Exception):
-    """A document or media file could not be fetched; ``code`` is Twilio's error code."""
+    """A document or media file could not be fetched; ``code`` is Twilio's error code.
 
-    def __init__(self, code: int, message: str) -> None:
+    ``retryable``: the failure says nothing about the resource (no answer, a refused
+    connection, a 5xx), so a cached copy may still stand in (RFC 5861's stale-if-error).
+    """
+
+    def __init__(self, code: int, message: str, retryable: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class MediaResponse:
+    """A media fetch: ``status`` 200 with the ``body``, or 304 (the cached copy still holds).
+
+    ``headers`` holds the caching headers of :data:`CACHE_HEADERS` and the content type,
+    names in lower case.
+    """
+
+    url: str
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
 
 
 def _base_url(base: str) -> str:
@@ -106,29 +138,50 @@ class Fetcher:
         if scheme == "file":
             return url, self._read_file(url), self._guess_type(url)
         if scheme in ("http", "https"):
-            return self._request(url, method, dict(params or {}))
+            response = self._request(url, method, dict(params or {}))
+            return response.url, response.body, response.headers.get("content-type", "")
         raise FetchError(HTTP_RETRIEVAL_FAILURE, f"{url}: only file:, http: and https: URLs work")
 
     def fetch_bytes(self, url: str) -> bytes:
         """The bytes of a media file (a GET without parameters for http)."""
+        return self.fetch_media(url).body
+
+    def fetch_media(self, url: str, etag: str = "", last_modified: str = "") -> MediaResponse:
+        """A media file, revalidating a cached copy when its validators are given.
+
+        http(s): a GET without parameters, with ``If-None-Match`` / ``If-Modified-Since``;
+        a 304 comes back as such. file: the file's modification time and size make its
+        ETag, so an unchanged file answers 304 without being read.
+        """
         scheme = urlsplit(url).scheme.lower()
         if scheme == "file":
-            return self._read_file(url)
+            return self._file_media(url, etag)
         if scheme in ("http", "https"):
-            return self._request(url, "GET", {}, add_account=False)[1]
+            conditions = {}
+            if etag:
+                conditions["If-None-Match"] = etag
+            if last_modified:
+                conditions["If-Modified-Since"] = last_modified
+            return self._request(url, "GET", {}, add_account=False, conditions=conditions)
         raise FetchError(HTTP_RETRIEVAL_FAILURE, f"{url}: only file:, http: and https: URLs work")
 
     # --- file: ------------------------------------------------------------------------------
 
     def _read_file(self, url: str) -> bytes:
+        return self._file_media(url, "").body
+
+    def _file_media(self, url: str, etag: str) -> MediaResponse:
         path = _local_path(url)
         try:
-            size = path.stat().st_size
-            if size > self.max_bytes:
+            stat = path.stat()
+            stamp = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+            if etag == stamp:
+                return MediaResponse(url, 304, headers={"etag": stamp})
+            if stat.st_size > self.max_bytes:
                 raise FetchError(
-                    HTTP_RETRIEVAL_FAILURE, f"{path}: {size} bytes, over {self.max_bytes}"
+                    HTTP_RETRIEVAL_FAILURE, f"{path}: {stat.st_size} bytes, over {self.max_bytes}"
                 )
-            return path.read_bytes()
+            return MediaResponse(url, 200, path.read_bytes(), {"etag": stamp})
         except FileNotFoundError:
             raise FetchError(HTTP_RETRIEVAL_FAILURE, f"{path}: file not found") from None
         except IsADirectoryError:
@@ -151,8 +204,14 @@ class Fetcher:
         return session
 
     def _request(
-        self, url: str, method: str, params: dict[str, str], add_account: bool = True
-    ) -> tuple[str, bytes, str]:
+        self,
+        url: str,
+        method: str,
+        params: dict[str, str],
+        add_account: bool = True,
+        conditions: Mapping[str, str] | None = None,
+    ) -> MediaResponse:
+        """One request; ``conditions`` (If-None-Match...) make a 304 an answer, not an error."""
         method = method.upper()
         if method not in ("GET", "POST"):
             raise FetchError(
@@ -166,7 +225,7 @@ class Fetcher:
         else:
             target, form = url, params
             signed = twilio_signature(self.auth_token, url, params)
-        headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
+        headers = {"User-Agent": USER_AGENT, "Accept": "*/*", **(conditions or {})}
         if self.auth_token:
             headers[SIGNATURE_HEADER] = signed
         deadline = time.monotonic() + self.timeout
@@ -174,19 +233,32 @@ class Fetcher:
             with self._session().request(
                 method, target, data=form, headers=headers, timeout=self.timeout, stream=True
             ) as response:
-                if not 200 <= response.status_code < 300:
+                status = response.status_code
+                kept = {
+                    name: response.headers[name]
+                    for name in (*CACHE_HEADERS, "content-type")
+                    if name in response.headers
+                }
+                if status == 304 and conditions:
+                    return MediaResponse(response.url, 304, headers=kept)
+                if not 200 <= status < 300:
                     raise FetchError(
                         HTTP_RETRIEVAL_FAILURE,
-                        f"{url}: HTTP {response.status_code} {response.reason}".rstrip(),
+                        f"{url}: HTTP {status} {response.reason}".rstrip(),
+                        retryable=status >= 500,
                     )
                 body = self._read_body(response, url, deadline)
-                return response.url, body, response.headers.get("Content-Type", "")
+                return MediaResponse(response.url, status, body, kept)
         except requests.Timeout:
             raise FetchError(
-                HTTP_RETRIEVAL_FAILURE, f"{url}: no answer within {self.timeout:g} s"
+                HTTP_RETRIEVAL_FAILURE, f"{url}: no answer within {self.timeout:g} s", True
             ) from None
         except requests.ConnectionError as exc:
-            raise FetchError(HTTP_RETRIEVAL_FAILURE, f"{url}: cannot connect: {exc}") from None
+            raise FetchError(
+                HTTP_RETRIEVAL_FAILURE, f"{url}: cannot connect: {exc}", True
+            ) from None
+        except requests.exceptions.ChunkedEncodingError as exc:  # the answer broke off
+            raise FetchError(HTTP_RETRIEVAL_FAILURE, f"{url}: {exc}", True) from None
         except requests.RequestException as exc:
             raise FetchError(HTTP_RETRIEVAL_FAILURE, f"{url}: {exc}") from None
 

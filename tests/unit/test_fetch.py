@@ -15,6 +15,7 @@ from appliance.twiml.fetch import Fetcher, FetchError, resolve_url
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "12345678901234567890123456789012"
 TWIML = b"<Response><Say>hi</Say></Response>"
+LAST_MODIFIED = "Tue, 14 Nov 2023 22:13:20 GMT"
 
 
 # --- resolving ------------------------------------------------------------------------------
@@ -97,6 +98,8 @@ class Recorded:
     url: str
     form: dict[str, str]
     signature: str | None
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
 
 
 @dataclass
@@ -117,7 +120,8 @@ def server() -> Iterator[LoopbackServer]:
         def _record(self, form: dict[str, str]) -> None:
             url = f"http://127.0.0.1:{self.server.server_port}{self.path}"
             signature = self.headers.get("X-Twilio-Signature")
-            state.requests.append(Recorded(self.command, url, form, signature))
+            conditions = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
+            state.requests.append(Recorded(self.command, url, form, signature, *conditions))
 
         def _answer(self) -> None:
             route = urlsplit(self.path).path
@@ -126,6 +130,26 @@ def server() -> Iterator[LoopbackServer]:
                 return
             if route == "/missing":
                 self.send_error(404)
+                return
+            if route == "/always-304":
+                self.send_response(304)
+                self.end_headers()
+                return
+            if route == "/down":
+                self.send_error(503)
+                return
+            if route == "/tagged.wav":
+                unchanged = self.headers.get("If-None-Match") == '"v1"' or (
+                    self.headers.get("If-Modified-Since") == LAST_MODIFIED
+                )
+                self.send_response(304 if unchanged else 200)
+                self.send_header("ETag", '"v1"')
+                self.send_header("Last-Modified", LAST_MODIFIED)
+                self.send_header("Cache-Control", "max-age=60")
+                self.send_header("Content-Length", "0" if unchanged else str(len(TWIML)))
+                self.end_headers()
+                if not unchanged:
+                    self.wfile.write(TWIML)
                 return
             if route == "/moved":
                 self.send_response(302)
@@ -236,3 +260,61 @@ def test_oversized_body_is_refused(server, tmp_path):
     big.write_bytes(b"x" * 11)
     with pytest.raises(FetchError):
         fetcher.fetch_bytes(big.as_uri())
+
+
+# --- media, conditional ---------------------------------------------------------------------
+
+
+def test_media_fetch_hands_back_the_caching_headers(server):
+    response = Fetcher(ACCOUNT_SID, AUTH_TOKEN).fetch_media(f"{server.base}/tagged.wav")
+    assert (response.status, response.body) == (200, TWIML)
+    assert response.headers["etag"] == '"v1"'
+    assert response.headers["cache-control"] == "max-age=60"
+    assert response.headers["last-modified"] == LAST_MODIFIED
+    (request,) = server.requests
+    assert (request.if_none_match, request.if_modified_since) == (None, None)
+
+
+def test_media_revalidation_sends_the_validators_and_returns_304(server):
+    fetcher = Fetcher(ACCOUNT_SID, AUTH_TOKEN)
+    response = fetcher.fetch_media(f"{server.base}/tagged.wav", '"v1"', LAST_MODIFIED)
+    assert response.not_modified
+    assert response.body == b""
+    assert response.headers["cache-control"] == "max-age=60"
+    (request,) = server.requests
+    assert (request.if_none_match, request.if_modified_since) == ('"v1"', LAST_MODIFIED)
+    assert RequestValidator(AUTH_TOKEN).validate(request.url, {}, request.signature)
+
+
+def test_a_304_to_an_unconditional_request_is_an_error(server):
+    fetcher = Fetcher(ACCOUNT_SID, AUTH_TOKEN)
+    for fetch in (
+        lambda url: fetcher.fetch_document(url, "GET", {}),  # documents are never conditional
+        fetcher.fetch_media,
+    ):
+        with pytest.raises(FetchError) as caught:
+            fetch(f"{server.base}/always-304")
+        assert "HTTP 304" in str(caught.value)
+
+
+def test_outages_are_retryable_and_answers_are_not(server):
+    fetcher = Fetcher(ACCOUNT_SID, AUTH_TOKEN, timeout=0.3)
+    failures = {}
+    for route in ("/down", "/missing", "/slow"):
+        with pytest.raises(FetchError) as caught:
+            fetcher.fetch_media(f"{server.base}{route}")
+        failures[route] = (caught.value.code, caught.value.retryable)
+    assert failures == {"/down": (11200, True), "/missing": (11200, False), "/slow": (11200, True)}
+
+
+def test_unchanged_file_answers_304_without_being_read_and_a_changed_one_200(tmp_path):
+    path = tmp_path / "hold.wav"
+    path.write_bytes(b"one")
+    fetcher = Fetcher(ACCOUNT_SID, AUTH_TOKEN)
+    first = fetcher.fetch_media(path.as_uri())
+    assert (first.status, first.body) == (200, b"one")
+    assert fetcher.fetch_media(path.as_uri(), first.headers["etag"]).not_modified
+    path.write_bytes(b"three")
+    changed = fetcher.fetch_media(path.as_uri(), first.headers["etag"])
+    assert (changed.status, changed.body) == (200, b"three")
+    assert changed.headers["etag"] != first.headers["etag"]
