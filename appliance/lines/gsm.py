@@ -1,10 +1,21 @@
 """What every GSM modem driver shares: one AT port, one call at a time, voice on a second device.
 
-``GsmDriver`` owns the call's life (first RING or +CLIP to its one ``Disconnected``), the
-initialisation and status queries of TS 27.007, the event thread and the voice transport. Each
+``GsmDriver`` owns the call's life (first RING or +CLIP, or ``ATD``, to its one ``Disconnected``),
+the initialisation and status queries of TS 27.007, the event thread and the voice transport. Each
 dialect (``simcom``, ``quectel``, ``huawei``, ``sim800``) subclasses it and says only what differs:
 its set-up commands, its unsolicited codes, how voice is routed once a call is up, and how a key
 pressed by the caller is reported.
+
+An outbound call (TS 27.007 6.3, ``ATD<number>;``) is followed through the call state reports
+every dialect shares (+CLCC ``<stat>`` 2 dialing, 3 alerting, 0 active, 6/7 released) or its
+own (``^ORIG``/``^CONF``/``^CONN``/``^CEND``, ``VOICE CALL: BEGIN``), and ends with a V.250
+result code: ``BUSY``, ``NO ANSWER``, ``NO CARRIER``, ``NO DIALTONE``. A call that is reported
+released before its result code waits ``result_wait`` seconds for it, then counts as failed.
+
+Reports are tied to the call they name: a call list (``AT+CLCC``) read after a report can be
+newer than the reports still queued behind it (it may list a call whose RING, and an older
+call's ``^CEND`` for the same reused id, are still waiting), so a call list never starts a
+call, and a report naming another call id never ends this one.
 
 Voice travels either on a serial tty (``audio = "serial:/dev/ttyUSB4"``: raw 8 kHz PCM, see
 ``serial_audio``) or through ALSA (``audio = "alsa:plughw:CARD=Android,DEV=0"``: a USB-audio-class
@@ -43,6 +54,7 @@ from appliance.lines.at import (
     parse_csq,
 )
 from appliance.lines.base import (
+    Alerting,
     Connected,
     Disconnected,
     DtmfReceived,
@@ -58,11 +70,24 @@ from appliance.lines.serial_audio import SerialAudioTransport
 log = logging.getLogger(__name__)
 
 DTMF_KEYS = "0123456789*#ABCD"
-# +CLCC <stat> (TS 27.007 7.18): 0 active, 4 incoming, 5 waiting; 6 "disconnect" is SIMCom's and
-# SIM800's extension, 7 "released" the one chan_quectel maps Quectel's -1 to.
+# +CLCC <stat> (TS 27.007 7.18): 0 active, 2 dialing, 3 alerting, 4 incoming, 5 waiting; 6
+# "disconnect" is SIMCom's and SIM800's extension, 7 "released" the one chan_quectel maps
+# Quectel's -1 to.
 CLCC_ACTIVE = 0
+CLCC_DIALING = 2
+CLCC_ALERTING = 3
 CLCC_RINGING = (4, 5)
 CLCC_RELEASED = (6, 7)
+# V.250 6.3.1 result codes that end a dial attempt, and what they mean for the caller.
+DIAL_RESULTS = {
+    "BUSY": "busy",
+    "NO ANSWER": "no-answer",
+    "NO CARRIER": "failed",
+    "NO DIALTONE": "failed",
+    "NO DIAL TONE": "failed",
+}
+DIAL_CHARACTERS = frozenset("0123456789*#+")
+REJECT_REASONS = ("rejected", "busy")
 
 
 class VoiceTransport(Protocol):
@@ -94,6 +119,28 @@ def parse_audio_spec(audio: str, schemes: tuple[str, ...] = ("serial", "alsa")) 
     raise LineError(f"audio = {audio!r}: must be {forms}")
 
 
+def dial_string(number: str) -> str:
+    """``number`` as an ATD dial string: spaces, dashes, dots and brackets dropped.
+
+    Raises ``ValueError`` unless what is left is digits, ``*`` and ``#``, with at most a
+    leading ``+``.
+    """
+    digits = "".join(c for c in number if c not in " -.()/")
+    if (
+        not digits
+        or not set(digits) <= DIAL_CHARACTERS
+        or "+" in digits[1:]
+        or not digits.lstrip("+")
+    ):
+        raise ValueError(f"not a dialable number: {number!r}")
+    return digits
+
+
+def dial_outcome(final: str) -> str:
+    """The ``Disconnected`` reason for the result code that ended a dial attempt."""
+    return DIAL_RESULTS.get(final.strip().upper(), "failed")
+
+
 def parse_dtmf_key(key: str, line: str) -> str:
     """One DTMF key, upper-cased; ``ValueError`` quoting ``line`` otherwise."""
     key = key.strip().upper()
@@ -104,25 +151,44 @@ def parse_dtmf_key(key: str, line: str) -> str:
 
 @dataclass(eq=False)
 class GsmCall:
-    """One incoming call, from its first RING or +CLIP to its one Disconnected."""
+    """One call: incoming from its first RING or +CLIP, outgoing from ATD, to its Disconnected."""
 
-    caller_id: str = ""
+    caller_id: str = ""  # an outgoing call's: the number dialled
     caller_name: str = ""
+    outgoing: bool = False
     index: int | None = None  # the modem's call id, once a call list or report named it
-    announced: bool = False  # Ringing emitted
-    answering: bool = False
+    announced: bool = False  # Ringing emitted (incoming) or Alerting emitted (outgoing)
+    answering: bool = False  # ATA sent, or the far end of an outgoing call answered
     answered: bool = False  # Connected emitted
     hanging_up: bool = False
+    released: bool = False  # outgoing: reported gone, its result code is awaited
     ended: bool = False
     port: DeviceAudioPort | None = None
     transport: VoiceTransport | None = None
     began: threading.Event = field(default_factory=threading.Event)  # the modem reports it up
     clip_timer: threading.Timer | None = None
     ring_timer: threading.Timer | None = None
+    result_timer: threading.Timer | None = None
 
     @property
     def state(self) -> str:
-        return "in-call" if self.answered else "ringing"
+        if self.answered:
+            return "in-call"
+        return "dialing" if self.outgoing else "ringing"
+
+    @property
+    def ringing(self) -> bool:
+        """An incoming call nobody has answered, rejected or hung up yet."""
+        return not (
+            self.outgoing or self.ended or self.answering or self.answered or self.hanging_up
+        )
+
+    @property
+    def progressing(self) -> bool:
+        """An outgoing call the far end has not answered yet, still in progress."""
+        return self.outgoing and not (
+            self.ended or self.answering or self.answered or self.hanging_up
+        )
 
 
 class _StopRequested(Exception):
@@ -147,6 +213,8 @@ class GsmDriver(LineDriver):
     HANGUP_COMMANDS: ClassVar[tuple[str, ...]] = ("AT+CHUP", "ATH")
     DTMF_PREFIXES: ClassVar[tuple[str, ...]] = ()
     DTMF_COMMAND: ClassVar[str] = "AT+VTS={key}"
+    #: TS 27.007 6.3: the ";" makes it a voice call and returns to command mode at once.
+    DIAL_COMMAND: ClassVar[str] = "ATD{number};"
 
     def __init__(
         self,
@@ -162,6 +230,8 @@ class GsmDriver(LineDriver):
         clip_wait: float = 1.0,
         ring_timeout: float = 10.0,
         answer_timeout: float = 20.0,
+        dial_timeout: float = 30.0,
+        result_wait: float = 2.0,
         sync_attempts: int = 10,
     ) -> None:
         super().__init__(name, on_event)
@@ -174,6 +244,8 @@ class GsmDriver(LineDriver):
         self._clip_wait = clip_wait
         self._ring_timeout = ring_timeout
         self._answer_timeout = answer_timeout
+        self._dial_timeout = dial_timeout
+        self._result_wait = result_wait
         self._sync_attempts = sync_attempts
         self._lock = threading.RLock()
         self._channel: ATChannel | None = None
@@ -233,7 +305,7 @@ class GsmDriver(LineDriver):
         """Answer the ringing call; ``Connected`` follows once the voice device carries it."""
         with self._lock:
             call = self._call
-            if call is None or call.ended or call.answering or call.hanging_up:
+            if call is None or not call.ringing:
                 raise LineError(f"{self.name}: no call is ringing")
             call.answering = call.announced = True
             self._cancel_timers(call)
@@ -255,11 +327,67 @@ class GsmDriver(LineDriver):
             raise LineError(f"{self.name}: cannot start call audio: {exc}") from exc
 
     def hangup(self) -> None:
-        """End (or reject) the current call; ``Disconnected("local")`` follows."""
+        """End the current call, ringing, dialling or up; ``Disconnected("local")`` follows."""
         with self._lock:
             call = self._call
         if call is not None:
             self._end_locally(call, "local")
+
+    def reject(self, reason: str = "rejected") -> None:
+        """Release the ringing call without answering it (``HANGUP_COMMANDS``, AT+CHUP first).
+
+        GSM offers one way to refuse a call: the network clears it as "user busy" (TS 24.008
+        cause 17, User Determined User Busy in TS 22.030), so whatever ``reason`` says the
+        caller hears a busy tone, or reaches voicemail when the line forwards calls on busy.
+        ``Disconnected("local")`` follows.
+        """
+        if reason not in REJECT_REASONS:
+            raise ValueError(f"reason must be one of {REJECT_REASONS}, not {reason!r}")
+        with self._lock:
+            call = self._call
+            if call is None or not call.ringing:
+                raise LineError(f"{self.name}: no call is ringing")
+        log.info("%s: rejecting the call from %s", self.name, call.caller_id or "a withheld number")
+        self._end_locally(call, "local")
+
+    @property
+    def can_dial(self) -> bool:
+        return True
+
+    def dial(self, number: str) -> None:
+        """Place a voice call with ``ATD<number>;``; returns once the modem took the request.
+
+        From then on every outcome arrives as an event: ``Alerting`` when the far end rings,
+        ``Connected`` when it answers (voice is routed as for an answered incoming call), or
+        ``Disconnected`` "busy", "no-answer" or "failed" (also when the modem refuses the
+        number at once with ERROR or +CME ERROR). ``LineError`` only when no call can be
+        attempted: the line is not up, a call is in progress, or ``number`` is not dialable.
+        """
+        try:
+            digits = dial_string(number)
+        except ValueError as exc:
+            raise LineError(f"{self.name}: {exc}") from None
+        with self._lock:
+            if self._call is not None and not self._call.ended:
+                raise LineError(f"{self.name}: a call is in progress ({self._call.state})")
+            if self._phase != "idle" or self._channel is None or not self._channel.alive:
+                raise LineError(f"{self.name}: the modem is not ready ({self._state_name()})")
+            call = self._call = GsmCall(caller_id=digits, outgoing=True)
+            log.info("%s: dialling %s", self.name, digits)
+            self._post(LineStatus("dialing", self.status()))
+        try:
+            self._at(self.DIAL_COMMAND.format(number=digits), timeout=self._dial_timeout)
+        except ATCommandError as exc:
+            # BUSY, NO ANSWER or NO CARRIER as ATD's own final (firmware that holds ATD
+            # until the call is set up), or ERROR / +CME ERROR: no network, barred, no SIM.
+            log.info("%s: %s", self.name, exc)
+            self._finish_call(call, dial_outcome(exc.result.code))
+        except ATChannelClosed as exc:
+            log.warning("%s: dialling %s: %s", self.name, digits, exc)
+            self._finish_call(call, "failed")
+        except ATError as exc:
+            log.warning("%s: dialling %s: %s", self.name, digits, exc)
+            self._end_quietly(call, "failed")
 
     # --- more than the base contract ---
 
@@ -284,8 +412,9 @@ class GsmDriver(LineDriver):
         with self._lock:
             detail = dict(self._detail)
             detail["state"] = self._state_name()
-            if self._call is not None and not self._call.ended:
-                detail["caller_id"] = self._call.caller_id
+            call = self._call
+            if call is not None and not call.ended:
+                detail["dialed" if call.outgoing else "caller_id"] = call.caller_id
             return detail
 
     def refresh_status(self) -> dict[str, Any]:
@@ -478,14 +607,20 @@ class GsmDriver(LineDriver):
         elif line.startswith("+CLIP:"):
             self._on_clip(line)
         elif line == "NO CARRIER":
-            self._remote_end(line, answered_too=True)
+            if not self._dial_result(line):
+                self._remote_end(line, answered_too=True)
+        elif line in DIAL_RESULTS:
+            if not self._dial_result(line):
+                log.debug("%s: %s with no call dialling", self.name, line)
         elif self.DTMF_PREFIXES and line.startswith(self.DTMF_PREFIXES):
             self._on_dtmf(line)
         elif line.startswith("+CLCC:"):
             try:
-                self._on_call_entry(parse_clcc(line))
+                entry = parse_clcc(line)
             except ValueError as exc:
                 log.warning("%s: %s", self.name, exc)
+            else:
+                self._on_call_entry(entry)
         elif line.startswith("+CPIN:"):
             with self._lock:
                 self._detail["sim"] = parse_cpin(line)
@@ -498,7 +633,7 @@ class GsmDriver(LineDriver):
             return
         with self._lock:
             call = self._incoming_call()
-            if call.ended or call.answering or call.answered or call.hanging_up:
+            if call is None or not call.ringing:
                 return
             if call.clip_timer is None and not call.announced:
                 # +CLIP normally follows RING at once; announce without it after a moment.
@@ -513,20 +648,24 @@ class GsmDriver(LineDriver):
             return
         with self._lock:
             call = self._incoming_call()
-            if call.ended or call.answered:
+            if call is None or call.ended or call.answered:
                 return
             self._caller_known(call, caller.number, caller.name)
             if not (call.answering or call.hanging_up):
                 self._arm_ring_watchdog(call)
 
-    def _on_call_entry(self, entry: CallEntry) -> None:
-        """A call state report (+CLCC, Quectel's ccinfo): the one source all dialects share."""
+    def _on_call_entry(self, entry: CallEntry, *, listed: bool = False) -> None:
+        """A call state report (+CLCC, Quectel's ccinfo): the one source all dialects share.
+
+        ``listed`` marks an entry of a call list read on demand: it updates the call it names
+        but never starts one (see the module docstring).
+        """
         if not entry.incoming:
-            log.debug("%s: outgoing call %d in state %d", self.name, entry.index, entry.stat)
+            self._on_outgoing_entry(entry, listed=listed)
             return
         with self._lock:
             call = self._call
-            if call is not None and call.index not in (None, entry.index):
+            if call is not None and (call.outgoing or call.index not in (None, entry.index)):
                 log.info("%s: ignoring call %d (state %d)", self.name, entry.index, entry.stat)
                 return
             if entry.stat in CLCC_RELEASED:
@@ -534,9 +673,13 @@ class GsmDriver(LineDriver):
                     return
                 call.index = entry.index
             elif entry.stat in CLCC_RINGING:
+                if call is None and listed:
+                    return
                 call = self._incoming_call()
+                if call is None:
+                    return
                 call.index = entry.index
-                if not (call.ended or call.answered or call.answering or call.hanging_up):
+                if call.ringing:
                     # The number is kept; +CLIP, which may carry a name too, still announces.
                     call.caller_id = call.caller_id or entry.number
                     if call.clip_timer is None and not call.announced:
@@ -550,12 +693,31 @@ class GsmDriver(LineDriver):
                 return
         self._remote_end(f"call {entry.index} released", answered_too=True)
 
-    def _incoming_call(self) -> GsmCall:
-        """The call in progress, or a new one (the caller holds the lock)."""
+    def _on_outgoing_entry(self, entry: CallEntry, *, listed: bool) -> None:
+        """Progress of the call we dialled: 2 dialing, 3 alerting, 0 active, 6/7 released."""
+        with self._lock:
+            call = self._call
+            if call is None or not call.outgoing or call.index not in (None, entry.index):
+                log.debug("%s: outgoing call %d in state %d", self.name, entry.index, entry.stat)
+                return
+            call.index = entry.index
+        if entry.stat == CLCC_ALERTING:
+            self._far_end_alerting(call)
+        elif entry.stat == CLCC_ACTIVE:
+            self._far_end_answered(call)
+        elif entry.stat in CLCC_RELEASED and not listed:
+            self._remote_end(f"call {entry.index} released", answered_too=True)
+
+    def _incoming_call(self) -> GsmCall | None:
+        """The incoming call in progress, or a new one; None while we dial (the caller holds
+        the lock): a second call waiting meanwhile is left to the network."""
         call = self._call
         if call is None:
             log.info("%s: incoming call", self.name)
             call = self._call = GsmCall()
+        elif call.outgoing:
+            log.info("%s: a call waits while we dial; not taken", self.name)
+            return None
         return call
 
     def _caller_known(self, call: GsmCall, number: str, name: str) -> None:
@@ -576,17 +738,85 @@ class GsmDriver(LineDriver):
                 call.announced = True
                 self._post(Ringing(call.caller_id, call.caller_name))
 
-    def _remote_end(self, line: str, *, answered_too: bool) -> None:
-        """The modem reports the call over; ``answered_too`` False ends only a ringing one."""
+    def _remote_end(self, line: str, *, answered_too: bool, reason: str | None = None) -> None:
+        """The modem reports the call over; ``answered_too`` False ends only a ringing one.
+
+        An outgoing call that never connected ends with ``reason`` when the report carries
+        one (Huawei's cc cause); otherwise its result code (BUSY...) is awaited.
+        """
         with self._lock:
             call = self._call
             if call is None or call.ended or call.hanging_up:
                 log.debug("%s: %s (no call to end)", self.name, line)
                 return
-            if call.answered and not answered_too:
-                return  # a report about a second caller while we talk
-        log.info("%s: remote hang-up (%s)", self.name, line)
-        self._finish_call(call, "remote")
+            if not answered_too and (call.outgoing or call.answered):
+                return  # a report about a second caller while we talk or dial
+            dialling = call.outgoing and not (call.answering or call.answered)
+            if dialling and reason is None:
+                self._await_result(call, line)
+                return
+            if not dialling:
+                reason = "remote"
+        log.info("%s: %s (%s)", self.name, "remote hang-up" if reason == "remote" else reason, line)
+        self._finish_call(call, reason or "remote")
+
+    # --- outbound call progress ---
+
+    def _dial_result(self, line: str) -> bool:
+        """A V.250 result code ends the call we dial; False when no dialled call is pending."""
+        with self._lock:
+            call = self._call
+            if call is None or not call.outgoing or call.answered or call.ended:
+                return False
+            if call.hanging_up:
+                return True  # our own hang-up's echo of the end
+            # NO CARRIER once the far end answered: it hung up before voice was up.
+            reason = "remote" if call.answering and line == "NO CARRIER" else dial_outcome(line)
+        log.info("%s: dialling %s: %s", self.name, call.caller_id, line)
+        self._finish_call(call, reason)
+        return True
+
+    def _await_result(self, call: GsmCall, line: str) -> None:
+        """The dialled call is gone before it connected: wait a moment for its result code
+        (the lock is held)."""
+        if call.released:
+            return
+        call.released = True
+        log.debug("%s: %s; awaiting the result code", self.name, line)
+        call.result_timer = self._timer(self._result_wait, self._no_result, call)
+
+    def _no_result(self, call: GsmCall) -> None:
+        log.info("%s: the dialled call ended with no result code", self.name)
+        self._finish_call(call, "failed")
+
+    def _far_end_alerting(self, call: GsmCall) -> None:
+        """The far end rings: ``Alerting``, once."""
+        with self._lock:
+            if call is not self._call or not call.progressing or call.announced:
+                return
+            call.announced = True
+            self._post(Alerting())
+
+    def _far_end_answered(self, call: GsmCall) -> None:
+        """The far end answered: voice is routed on a thread of its own (it sends commands,
+        and may wait for a report this dispatcher thread has yet to deliver)."""
+        with self._lock:
+            call.began.set()
+            if call is not self._call or not call.progressing:
+                return
+            call.answering = True
+            self._cancel_timers(call)
+        log.info("%s: %s answered", self.name, call.caller_id)
+        threading.Thread(
+            target=self._connect_outgoing, args=(call,), name=f"{self.name}-connect", daemon=True
+        ).start()
+
+    def _connect_outgoing(self, call: GsmCall) -> None:
+        try:
+            self._start_audio(call)
+        except (ATError, *DEVICE_ERRORS) as exc:
+            log.error("%s: cannot start call audio: %s", self.name, exc)
+            self._end_quietly(call, "failed")
 
     def _on_dtmf(self, line: str) -> None:
         try:
@@ -636,19 +866,28 @@ class GsmDriver(LineDriver):
         return entries
 
     def _resync(self, reason: str) -> None:
-        """Reconcile the call with the modem's call list (chan_dongle does this on every report)."""
+        """Reconcile the call with the modem's call list (chan_dongle does this on every report).
+
+        The list updates the call in progress only: it never starts a call (a RING still
+        queued announces it), and never ends an outgoing one (its end report says why).
+        """
+        with self._lock:
+            if self._call is None:
+                return
         entries = self._list_calls()
         if entries is None:
             return
-        incoming = [e for e in entries if e.incoming]
         with self._lock:
             call = self._call
-            if call is not None and call.index is not None:
-                incoming = [e for e in incoming if e.index == call.index]
-            busy = call is not None and (call.answering or call.hanging_up or call.ended)
-        if incoming:
-            self._on_call_entry(incoming[0])
-        elif call is not None and not busy:
+            if call is None:
+                return
+            mine = [e for e in entries if e.incoming != call.outgoing]
+            if call.index is not None:
+                mine = [e for e in mine if e.index == call.index]
+            busy = call.answering or call.hanging_up or call.ended or call.outgoing
+        if mine:
+            self._on_call_entry(mine[0], listed=True)
+        elif not busy:
             log.info("%s: the modem lists no call after %s", self.name, reason)
             self._finish_call(call, "remote")
 
@@ -675,7 +914,7 @@ class GsmDriver(LineDriver):
             call.port, call.transport = port, transport
         self._voice_on(call)
         with self._lock:
-            if not call.ended:
+            if not (call.ended or call.hanging_up):
                 call.answered = True
                 self._post(Connected(port))
                 self._post(LineStatus("in-call", self.status()))
@@ -766,7 +1005,7 @@ class GsmDriver(LineDriver):
 
     @staticmethod
     def _cancel_timers(call: GsmCall) -> None:
-        for timer in (call.clip_timer, call.ring_timer):
+        for timer in (call.clip_timer, call.ring_timer, call.result_timer):
             if timer is not None:
                 timer.cancel()
 

@@ -11,14 +11,24 @@ Asterisk driver these dongles were used with)::
     AT^DDSETEX=2                           (voice frames on the voice port from now on)
     ^CEND:1,42,104,16                      (call 1 ended after 42 s)
 
+An outbound call::
+
+    ATD+15551234567; -> OK
+    ^ORIG:1,0                              (call 1, a voice call, is being set up)
+    ^CONF:1                                (the far end rings)
+    ^CONN:1,0                              (it answered: AT^DDSETEX=2 as above)
+    ^CEND:1,0,104,17                       (or it never answered: cc cause 17, user busy)
+
 Every call report (RING, ^ORIG, ^CONF, ^CONN, ^CEND) is followed by ``AT+CLCC``, as chan_dongle
-does: the call list is the truth, the reports are hints. The dongle does not report keys the
-caller presses; they reach the appliance as tones and its in-band detector finds them.
+does: the call list fills in what the reports leave out. A ^CEND ends the call only when it
+names that call's id. The dongle does not report keys the caller presses; they reach the
+appliance as tones and its in-band detector finds them.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import ClassVar
 
 from appliance.lines.at import DEFAULT_URC_PREFIXES, ATCommandError, csq_to_dbm
@@ -31,6 +41,11 @@ CALL_REPORTS = ("^ORIG:", "^CONF:", "^CONN:", "^CEND:")
 # Status URCs a dongle prints on its own (chan_dongle's table): read or ignored.
 STATUS_REPORTS = ("^RSSI:", "^BOOT:", "^MODE:", "^DSFLOWRPT:", "^SRVST:", "^SIMST:", "^SMMEMFULL:")
 VOICE_FORMAT = (0, 8000, 16, 20)  # ^CVOICE: mode 0 (on), Hz, bits, ms per frame
+# 3GPP TS 24.008 10.5.4.11 cc causes of a call that never connected (chan_dongle hands ^CEND's
+# cause to Asterisk as the hangup cause): 17 user busy, 21 call rejected; 18 no user
+# responding, 19 no answer from user (user alerted). Any other cause is a failure.
+BUSY_CAUSES = frozenset({17, 21})
+NO_ANSWER_CAUSES = frozenset({18, 19})
 
 
 def parse_cvoice(line: str) -> tuple[int, ...]:
@@ -42,12 +57,42 @@ def parse_cvoice(line: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def parse_cend(line: str) -> tuple[int, int]:
-    """``^CEND:<id>,<duration>,<end_status>[,<cc_cause>]`` as (call id, seconds)."""
+@dataclass(frozen=True)
+class CallEnd:
+    """A ^CEND report: the call id, how long it was up, and why it ended."""
+
+    index: int
+    seconds: int
+    end_status: int | None = None
+    cause: int | None = None  # TS 24.008 cc cause; absent when the dongle ended it itself
+
+    @property
+    def outcome(self) -> str:
+        """The ``Disconnected`` reason for a dialled call that ended with this report."""
+        if self.cause in BUSY_CAUSES:
+            return "busy"
+        if self.cause in NO_ANSWER_CAUSES:
+            return "no-answer"
+        return "failed"
+
+
+def parse_cend(line: str) -> CallEnd:
+    """``^CEND:<id>,<duration>,<end_status>[,<cc_cause>]``."""
     parts = [p.strip() for p in line.partition(":")[2].split(",")]
     if not line.startswith("^CEND:") or len(parts) < 3 or not parts[0].isdigit():
         raise ValueError(f"malformed ^CEND: {line!r}")
-    return int(parts[0]), int(parts[1]) if parts[1].isdigit() else 0
+    numbers = [int(p) if p.isdigit() else None for p in parts]
+    return CallEnd(
+        int(parts[0]), numbers[1] or 0, numbers[2], numbers[3] if len(parts) > 3 else None
+    )
+
+
+def report_index(line: str) -> int:
+    """The call id a ``^ORIG:``, ``^CONF:`` or ``^CONN:`` report names."""
+    first = line.partition(":")[2].split(",")[0].strip()
+    if not line.startswith(CALL_REPORTS) or not first.isdigit():
+        raise ValueError(f"malformed call report: {line!r}")
+    return int(first)
 
 
 class HuaweiDriver(GsmDriver):
@@ -95,23 +140,9 @@ class HuaweiDriver(GsmDriver):
             self._on_ring(line)
             self._resync(line)
         elif line.startswith("^CEND:"):
-            try:
-                index, seconds = parse_cend(line)
-            except ValueError as exc:
-                log.warning("%s: %s", self.name, exc)
-                index, seconds = -1, 0
-            log.debug("%s: call %d ended after %d s", self.name, index, seconds)
-            with self._lock:
-                call = self._call
-                other = call is not None and call.index not in (None, index) and index >= 0
-            if not other:
-                self._remote_end(line, answered_too=True)
-        elif line.startswith("^CONN:"):
-            with self._lock:
-                if self._call is not None:
-                    self._call.began.set()
-            self._resync(line)
-        elif line.startswith(("^ORIG:", "^CONF:")):
+            self._on_cend(line)
+        elif line.startswith(("^ORIG:", "^CONF:", "^CONN:")):
+            self._on_call_report(line)
             self._resync(line)
         elif line.startswith("^RSSI:"):
             value = line.partition(":")[2].strip()
@@ -124,3 +155,41 @@ class HuaweiDriver(GsmDriver):
         else:
             return False
         return True
+
+    def _on_cend(self, line: str) -> None:
+        try:
+            end = parse_cend(line)
+        except ValueError as exc:
+            log.warning("%s: %s", self.name, exc)
+            end = None
+        with self._lock:
+            call = self._call
+            if end is not None and call is not None and call.index not in (None, end.index):
+                log.debug("%s: %s is about another call", self.name, line)
+                return
+        if end is not None:
+            log.debug("%s: call %d ended after %d s", self.name, end.index, end.seconds)
+        # A cause says why a dialled call never connected; without one, a result code may.
+        reason = end.outcome if end is not None and end.cause is not None else None
+        self._remote_end(line, answered_too=True, reason=reason)
+
+    def _on_call_report(self, line: str) -> None:
+        """^ORIG (dialling), ^CONF (the far end rings), ^CONN (a call is up)."""
+        try:
+            index = report_index(line)
+        except ValueError as exc:
+            log.warning("%s: %s", self.name, exc)
+            return
+        with self._lock:
+            call = self._call
+            if call is None or call.index not in (None, index):
+                return
+            if line.startswith("^CONN:"):
+                call.began.set()
+            if not call.outgoing:
+                return
+            call.index = index
+        if line.startswith("^CONF:"):
+            self._far_end_alerting(call)
+        elif line.startswith("^CONN:"):
+            self._far_end_answered(call)

@@ -13,6 +13,10 @@ transcripts)::
     NO CARRIER
     +QIND: "ccinfo",1,1,-1,0,0,"+15551230000",145 (released)
 
+An outbound call: ``ATD+15551234567;`` answers OK at once, then ccinfo reports ``<dir>`` 0
+with ``<stat>`` 2 (dialing), 3 (alerting), 0 (active: voice as above) or -1 (released),
+followed by ``BUSY``, ``NO ANSWER`` or ``NO CARRIER`` when it never connected.
+
 With ``audio = "serial:/dev/ttyUSB1"`` voice is raw 8 kHz s16le on the NMEA port (turn the GNSS
 sentences off with ``AT+QGPSCFG="outport","none"``, chan_quectel's advice); with
 ``audio = "alsa:plughw:CARD=Android,DEV=0"`` it is the module's USB audio class device.

@@ -11,6 +11,10 @@ USB sound card or an I2S codec HAT), so ``audio`` is always ``alsa:...``. An inc
     +DTMF: 5                                  (after AT+DDET=1: the caller pressed 5)
     +CLCC: 1,1,6,0,0,"+15551230000",145       (disconnected)
     NO CARRIER
+
+An outbound call: ``ATD+15551234567;`` -> OK, then ``+CLCC: 1,0,2,...`` (dialing),
+``+CLCC: 1,0,3,...`` (alerting), ``+CLCC: 1,0,0,...`` (answered), or ``+CLCC: 1,0,6,...``
+and ``BUSY`` / ``NO ANSWER`` / ``NO CARRIER`` when it never connects.
 """
 
 from __future__ import annotations

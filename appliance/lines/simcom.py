@@ -11,6 +11,18 @@ ModemManager's simtech plugin and chan_quectel)::
     VOICE CALL: END: 000041 / NO CARRIER  (the caller hung up)
     MISSED_CALL: 11:01AM 07712345678      (the caller gave up while it rang)
 
+An outbound call, with the call state reports of ``AT+CLCC=1``::
+
+    ATD+15551234567; -> OK
+    +CLCC: 1,0,2,0,0,"+15551234567",145   (dialing)
+    +CLCC: 1,0,3,0,0,"+15551234567",145   (alerting: the far end rings)
+    +CLCC: 1,0,0,0,0,"+15551234567",145   (active)
+    VOICE CALL: BEGIN                     (AT+CPCMREG=1 as for an answered call)
+    ...or it never connects:
+    +CLCC: 1,0,6,0,0,"+15551234567",145
+    VOICE CALL: END: 000000
+    BUSY                                  (or NO ANSWER, NO CARRIER)
+
 With ``audio = "alsa:..."`` the modem's USB audio class device carries the voice instead of
 the PCM tty: the call's audio then needs no AT+CPCMREG, only the sound card (``alsa_audio``).
 The call handling itself is shared with the other GSM dialects in ``appliance.lines.gsm``.
@@ -46,6 +58,7 @@ INIT_COMMANDS: tuple[tuple[str, bool], ...] = (
     ("AT+CRC=1", False),  # +CRING: VOICE instead of RING (TS 27.007 6.11)
     ("AT+CPCMFRM=0", False),  # 8 kHz PCM on the audio port (SIM7600 manual, chan_quectel)
     ("AT+DDET=1", False),  # DTMF detection, reported as +RXDTMF (chan_quectel on SIM7600G-H)
+    ("AT+CLCC=1", False),  # a +CLCC report at each change: an outbound call's alerting
 )
 
 
@@ -69,10 +82,14 @@ class SimcomDriver(GsmDriver):
     def _on_dialect_urc(self, line: str) -> bool:
         if line.startswith("VOICE CALL: BEGIN"):
             with self._lock:
-                if self._call is not None:
-                    self._call.began.set()
+                call = self._call
+                if call is not None:
+                    call.began.set()
+            if call is not None and call.outgoing:
+                self._far_end_answered(call)
         elif line.startswith("VOICE CALL: END"):
-            # SIM7600 sends VOICE CALL: END before NO CARRIER; the second finds no call.
+            # SIM7600 sends VOICE CALL: END before NO CARRIER (or BUSY, NO ANSWER for a
+            # dialled call); the remote hang-up ends the call here, a dial awaits its result.
             self._remote_end(line, answered_too=True)
         elif line.startswith("MISSED_CALL:"):
             self._remote_end(line, answered_too=False)

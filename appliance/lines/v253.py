@@ -579,6 +579,14 @@ class V253Driver(LineDriver):
 
     ``init`` holds extra commands sent after every reset (``AT+GCI=B4`` for a UK line, a
     Conexant ``AT!4886=00`` caller ID fix...). Timeouts are seconds of real time.
+
+    It does not place calls (``can_dial`` is False). V.253 gives an outbound voice call no
+    answer signal: after ``ATD`` the modem reports dial tone (``<DLE>d``), busy (``<DLE>b``)
+    and, on some chipsets only, ringback (``<DLE>r``), but the moment the far end picks up
+    passes unreported on an analog loop (no answer supervision reaches an FXO port), so it
+    could only be guessed from ringback stopping or from speech energy: an answering
+    machine, a ringback pause or a silent party would all be misread, and a "no-answer"
+    could not be told from a lost ringback. Calls placed on guesses are not offered.
     """
 
     def __init__(
@@ -619,6 +627,7 @@ class V253Driver(LineDriver):
         self._channel: ATChannel | None = None
         self._codec: VoiceCodec | None = None
         self._call: _Call | None = None
+        self._rejected: _Call | None = None  # refused, still ringing: its RINGs are ignored
         self._detail: dict[str, Any] = {"number": number}
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -685,6 +694,30 @@ class V253Driver(LineDriver):
             call = self._call
         if call is not None:
             self._end_call(call, "local")
+
+    def reject(self, reason: str = "rejected") -> None:
+        """Refuse the ringing call by never going off-hook; ``Disconnected("local")`` at once.
+
+        An analog line cannot refuse a call without answering it (which would start the
+        caller's charge), so whatever ``reason`` says the caller keeps hearing ringback until
+        they give up or the exchange diverts the call. The driver stops treating this call:
+        its remaining RINGs and caller ID are ignored until the ring cadence stops, which a
+        ``LineStatus`` reports.
+        """
+        if reason not in ("rejected", "busy"):
+            raise ValueError(f"reason must be one of ('rejected', 'busy'), not {reason!r}")
+        with self._lock:
+            call = self._call
+            if call is None or call.ended or call.ending or call.answering or call.answered:
+                raise LineError(f"{self.name}: no call is ringing")
+            call.ending = True
+            log.info("%s: rejecting the call from %s; it rings on unanswered", self.name,
+                     call.caller_id or "an unknown number")  # fmt: skip
+        self._finish(call, "local")
+        with self._lock:
+            if self._call is None:
+                self._rejected = call
+                call.ring_timer = self._timer(self._ring_timeout, self._rejected_gone, call)
 
     # --- more than the base contract ---
 
@@ -843,8 +876,25 @@ class V253Driver(LineDriver):
             return
         self._on_cid(cid)
 
+    def _ringing_rejected(self) -> bool:
+        """A RING or caller ID of the call we refused: it keeps the call ignored (lock held)."""
+        call = self._rejected
+        if call is None or self._call is not None:
+            return False
+        self._arm_ring_watchdog(call, self._rejected_gone)
+        return True
+
+    def _rejected_gone(self, call: _Call) -> None:
+        with self._lock:
+            if self._rejected is call:
+                self._rejected = None
+                log.info("%s: the refused call stopped ringing", self.name)
+                self._post(LineStatus(self._state_name(), self.status()))
+
     def _on_ring(self) -> None:
         with self._lock:
+            if self._ringing_rejected():
+                return
             call = self._call
             if call is None:
                 log.info("%s: incoming call", self.name)
@@ -862,6 +912,8 @@ class V253Driver(LineDriver):
 
     def _on_cid(self, cid: CallerIdField) -> None:
         with self._lock:
+            if self._ringing_rejected():
+                return
             call = self._call
             if call is None:  # UK (BT SIN 227): caller ID comes before the first RING
                 log.info("%s: incoming call (caller ID first)", self.name)
@@ -894,10 +946,12 @@ class V253Driver(LineDriver):
                 call.cid_timer.cancel()
             self._post(Ringing(call.caller_id, call.caller_name))
 
-    def _arm_ring_watchdog(self, call: _Call) -> None:
+    def _arm_ring_watchdog(
+        self, call: _Call, action: Callable[[_Call], None] | None = None
+    ) -> None:
         if call.ring_timer is not None:
             call.ring_timer.cancel()
-        call.ring_timer = self._timer(self._ring_timeout, self._rings_stopped, call)
+        call.ring_timer = self._timer(self._ring_timeout, action or self._rings_stopped, call)
 
     def _rings_stopped(self, call: _Call) -> None:
         """An analog line says nothing when the caller gives up: the RINGs just stop."""

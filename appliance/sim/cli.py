@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.sim.client import SimClient, SimControlError, SimUnavailableError
+from appliance.sim.far_end import FAR_END_BEHAVIOURS
 
 DEFAULT_CONFIG = Path("config.toml")
 DEFAULT_DATA_DIR = "/var/lib/appliance"
@@ -61,6 +62,18 @@ def add_sim_parser(subparsers: Any) -> None:
     record.add_argument("line", metavar="LINE")
     record.add_argument("out", metavar="OUT.wav", type=Path)
 
+    far_end = commands.add_parser(
+        "far-end", help="what the party LINE calls next does (answer, busy, no-answer, ...)"
+    )
+    far_end.add_argument("line", metavar="LINE")
+    far_end.add_argument("behaviour", metavar="BEHAVIOUR", choices=FAR_END_BEHAVIOURS,
+                         help=" | ".join(FAR_END_BEHAVIOURS))  # fmt: skip
+    far_end.add_argument("--after", type=float, default=1.0, metavar="S",
+                         help="seconds before it answers or is busy (default 1.0)")  # fmt: skip
+
+    answer = commands.add_parser("answer", help="the party LINE is calling answers now")
+    answer.add_argument("line", metavar="LINE")
+
     sim.set_defaults(func=run_sim_command)
 
 
@@ -91,12 +104,13 @@ def _print_status(lines: dict[str, dict[str, Any]]) -> None:
     if not lines:
         print("no simulated lines")
         return
-    header = f"{'LINE':<10} {'STATE':<8} {'NUMBER':<16} {'CALLER':<16} {'AUDIO':<5} "
+    header = f"{'LINE':<10} {'STATE':<8} {'NUMBER':<16} {'CALLER':<16} {'DIALED':<16} {'AUDIO':<5} "
     print(header + "FRAMES  UNDERRUNS  OVERRUNS")
     for name, line in lines.items():
         stats = line.get("stats", {})
         print(
             f"{name:<10} {line['state']:<8} {line['number']:<16} {line['caller_id'] or '-':<16} "
+            f"{line.get('dialed') or '-':<16} "
             f"{'on' if line['audio'] else 'off':<5} {stats.get('frames', 0):>6} "
             f"{stats.get('underruns', 0):>10} {stats.get('overruns', 0):>9}"
         )
@@ -122,6 +136,12 @@ def run_sim_command(args: argparse.Namespace) -> int:
         elif command == "hangup":
             client.hangup(args.line)
             print(f"{args.line}: hung up")
+        elif command == "far-end":
+            client.far_end(args.line, args.behaviour, args.after)
+            print(f"{args.line}: the next party called will {args.behaviour}")
+        elif command == "answer":
+            client.answer(args.line)
+            print(f"{args.line}: the called party answered")
         elif command == "record":
             samples = client.record(args.line, args.out)
             print(f"{args.line}: wrote {samples / 8000:.2f} s to {args.out}")

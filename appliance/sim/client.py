@@ -70,3 +70,11 @@ class SimClient:
     def record(self, line: str, path: Path | str) -> int:
         """Write what the line's caller heard to a WAV file; the number of samples."""
         return self.request("record", line=line, path=str(Path(path).resolve()))["samples"]
+
+    def far_end(self, line: str, behaviour: str, after: float = 1.0) -> None:
+        """What the party reached by the line's next outbound calls does (see ``control``)."""
+        self.request("far_end", line=line, behaviour=behaviour, after=after)
+
+    def answer(self, line: str) -> None:
+        """The party of the line's alerting outbound call answers now."""
+        self.request("answer", line=line)

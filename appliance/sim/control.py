@@ -9,7 +9,17 @@ a ``line``; answers carry ``"ok": true`` and the command's results, or ``"ok": f
     {"cmd": "play", "line": "gsm0", "wav": "/abs/path/speech.wav"}
     {"cmd": "hangup", "line": "gsm0"}
     {"cmd": "record", "line": "gsm0", "path": "/abs/path/heard.wav"}
+    {"cmd": "far_end", "line": "gsm0", "behaviour": "answer", "after": 1.0}
+    {"cmd": "answer", "line": "gsm0"}
     {"cmd": "status"}
+
+``far_end`` sets what the party reached by the line's next outbound calls does: "answer"
+after ``after`` seconds of the modem's clock (alerting meanwhile), "busy" after ``after``,
+"no-answer" (alerts until the line gives up, or the network after 60 s) or "unreachable".
+``answer`` makes the party of the outbound call now alerting answer at once. Once it has
+answered, ``press``, ``play``, ``record`` and ``hangup`` act for that party as for a caller;
+``hangup`` before it answered declines the call (busy). ``status`` shows each line's state
+(idle, ringing, dialing, alerting, active) and the number it ``dialed`` last.
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ def _status(modem: SimcomModem) -> dict[str, Any]:
         "state": modem.state,
         "number": modem.number,
         "caller_id": modem.caller_id,
+        "dialed": modem.dialed,
         "audio": modem.audio_active,
         "sample_clock": modem.sample_clock,
         "stats": modem.stats(),
@@ -64,6 +75,8 @@ class SimControl:
             "play": self._cmd_play,
             "hangup": self._cmd_hangup,
             "record": self._cmd_record,
+            "far_end": self._cmd_far_end,
+            "answer": self._cmd_answer,
         }
 
     def handle(self, raw: bytes | str) -> dict[str, Any]:
@@ -132,6 +145,19 @@ class SimControl:
         heard = modem.heard()
         soundfile.write(str(path), heard, RATE, subtype="PCM_16")
         return {"samples": len(heard), "seconds": len(heard) / RATE, "path": str(path)}
+
+    def _cmd_far_end(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        modem = self._modem(request)
+        after = request.get("after", 1.0)
+        if not isinstance(after, (int, float)) or isinstance(after, bool):
+            raise RequestError("'after' must be a number of seconds")
+        modem.set_far_end(_text(request, "behaviour"), float(after))
+        return {}
+
+    def _cmd_answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        modem = self._modem(request)
+        modem.answer_far_end()
+        return {"state": modem.state}
 
 
 class _Handler(socketserver.StreamRequestHandler):

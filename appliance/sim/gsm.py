@@ -18,7 +18,8 @@ Voice goes to one of two places, as on the real modules:
 
 The caller API (``ring``, ``cancel_ring``, ``press``, ``play``, ``hangup``, ``heard``,
 ``sample_clock``, ``time_of_sample``, ``wait_state``, ``wait_audio``, ``stats``, ``commands``)
-is the one of ``appliance.sim.simcom.SimcomModem``.
+is the one of ``appliance.sim.simcom.SimcomModem``, and so is the far end of outbound calls
+(``set_far_end``, ``answer_far_end``, ``dialed``; see ``appliance.sim.far_end``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from typing import ClassVar
 import numpy as np
 
 from appliance.audio.tones import DTMF_FREQS, dtmf
+from appliance.sim.far_end import CLCC_STAT, FAILURE_RESULTS, OutboundCalls
 from appliance.sim.simcom import (
     CME_TEXT,
     FRAME_BYTES,
@@ -101,12 +103,13 @@ def _luhn_digit(digits: str) -> str:
 
 @dataclass
 class Call:
-    """The one call of an emulated line."""
+    """The one call of an emulated line: incoming (``ring``) or outgoing (``ATD``)."""
 
-    number: str
+    number: str  # the caller's, or the number dialled
     name: str
     index: int = 1
-    state: str = "ringing"  # ringing | active
+    state: str = "ringing"  # ringing | dialing | alerting | active
+    outgoing: bool = False
     answered_at: float = 0.0
     rings: int = 0
 
@@ -118,8 +121,8 @@ Handler = Callable[..., list[str]]
 # --- the modem ----------------------------------------------------------------------------------
 
 
-class EmulatedModem:
-    """One emulated GSM line and its far-end caller; every public method is thread-safe.
+class EmulatedModem(OutboundCalls):
+    """One emulated GSM line and its far-end party; every public method is thread-safe.
 
     ``speed`` runs every clock faster (ringing cadence, voice frames, call durations) for tests;
     ``drift_ppm`` makes the voice clock run fast (positive) or slow against ``time.monotonic``.
@@ -262,6 +265,20 @@ class EmulatedModem:
         """Printed after a hang-up command's OK."""
         return self._state_urcs(call, 6)
 
+    def _progress_urcs(self, call: Call, state: str) -> list[str]:
+        """An outbound call reaches ``state``: dialing, alerting or active."""
+        return self._state_urcs(call, CLCC_STAT[state])
+
+    def _dial_failed_urcs(self, call: Call, outcome: str) -> list[str]:
+        """An outbound call ends unconnected: busy, no-answer or unreachable."""
+        return [*self._state_urcs(call, 6), FAILURE_RESULTS[outcome]]
+
+    def _new_call(self, number: str) -> Call:
+        return Call(number, "")
+
+    def _dial_refused(self) -> Exception:
+        return AtError(3)  # one call at a time: operation not allowed
+
     def _dtmf_urcs(self, key: str) -> list[str] | None:
         """The modem's report of a key pressed by the caller; None when it has no detector."""
         return None
@@ -347,10 +364,11 @@ class EmulatedModem:
             self._end_call()
 
     def hangup(self) -> None:
-        """The caller hangs up (a ringing call becomes a missed one); no-op when idle."""
+        """The far end hangs up: a ringing call becomes a missed one, an outbound call not yet
+        answered is declined (busy); no-op when idle."""
         with self._lock:
             call = self._call
-            if call is None:
+            if call is None or self._far_end_declines(call):
                 return
             if call.state == "ringing":
                 self.cancel_ring()
@@ -479,7 +497,7 @@ class EmulatedModem:
         self._schedule(RING_INTERVAL_S, lambda: self._ring_tick(call))
 
     def _clcc_line(self, call: Call, stat: int, prefix: str = "+CLCC: ") -> str:
-        line = f"{prefix}{call.index},1,{stat},0,0"
+        line = f"{prefix}{call.index},{0 if call.outgoing else 1},{stat},0,0"
         if call.number:
             line += f',"{call.number}",{number_type(call.number)}'
         return line
@@ -630,7 +648,7 @@ class EmulatedModem:
         if head == "S":
             return self._sreg(command)
         if head == "D":
-            raise AtError()  # outgoing calls are not emulated
+            return self._dial(command, after)
         letter = command[:2].upper() if head == "&" else head
         digits = command[len(letter) :]
         value = int(digits) if digits.isdigit() else 0
@@ -834,7 +852,7 @@ def _clcc_list(modem: EmulatedModem, op: str, args: list[str], after: list[str])
     call = modem._call
     if call is None:
         return []
-    return [modem._clcc_line(call, 4 if call.state == "ringing" else 0)]
+    return [modem._clcc_line(call, CLCC_STAT[call.state])]
 
 
 def _chup(modem: EmulatedModem, op: str, args: list[str], after: list[str]) -> list[str]:

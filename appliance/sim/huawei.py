@@ -7,6 +7,10 @@ the Asterisk driver written for these dongles, and its wiki):
   being dialled), ``^CONF:<id>`` (the far end rings), ``^CONN:<id>,<type>`` (a call is up, in
   either direction), ``^CEND:<id>,<duration>,<end_status>[,<cc_cause>]`` (a call is over);
   chan_dongle re-reads ``AT+CLCC`` on each of them and on every ``RING``;
+- outbound call: ``ATD<number>;`` -> OK, ``^ORIG:<id>,0``, ``^CONF:<id>`` when the far end
+  rings, ``^CONN:<id>,0`` when it answers, or ``^CEND:<id>,0,<end_status>,<cc_cause>`` with
+  the network's TS 24.008 cause when it never connects (17 user busy, 19 no answer, 1
+  unassigned number), the report chan_dongle takes the hang-up cause from;
 - incoming call: ``RING`` and, after ``AT+CLIP=1``, ``+CLIP: "<number>",<type>,,,,0``;
 - ``AT^CVOICE?`` answers ``^CVOICE:0,8000,16,20`` (voice on: 8000 Hz, 16 bits, 20 ms frames)
   on voice-enabled firmware; voice-disabled firmware answers ``ERROR``;
@@ -22,6 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from appliance.audio.tones import DTMF_FREQS
+from appliance.sim.far_end import FAILURE_CAUSES
 from appliance.sim.gsm import AtError, Call, EmulatedModem, Handler
 
 CVOICE = "^CVOICE:0,8000,16,20"
@@ -55,6 +60,18 @@ class HuaweiModem(EmulatedModem):
     def _cend(self, call: Call, *, answered: bool) -> str:
         duration = int(self._duration(call)) if answered else 0
         return f"^CEND:{call.index},{duration},{END_STATUS},{CC_CAUSE_NORMAL}"
+
+    def _progress_urcs(self, call: Call, state: str) -> list[str]:
+        report = {
+            "dialing": f"^ORIG:{call.index},0",
+            "alerting": f"^CONF:{call.index}",
+            "active": f"^CONN:{call.index},0",
+        }[state]
+        return [*super()._progress_urcs(call, state), report]
+
+    def _dial_failed_urcs(self, call: Call, outcome: str) -> list[str]:
+        cend = f"^CEND:{call.index},0,{END_STATUS},{FAILURE_CAUSES[outcome]}"
+        return [*self._state_urcs(call, 6), cend]
 
     def _answer_urcs(self, call: Call) -> list[str]:
         return [*super()._answer_urcs(call), f"^CONN:{call.index},0"]

@@ -13,6 +13,9 @@ these modules in Asterisk):
   320-byte frames), 2 the USB audio class device (UAC, an ALSA sound card on the host);
   ``AT+QPCMV?`` answers ``+QPCMV: <enable>,<port>``; firmware built without PCM voice answers
   ``ERROR``;
+- ``ATD<number>;`` answers OK at once; ccinfo then reports ``<dir>`` 0 with 2 (dialing),
+  3 (alerting), 0 (active) or -1 (released), followed by ``BUSY``, ``NO ANSWER`` or
+  ``NO CARRIER`` when the call never connects;
 - ``AT+QTONEDET=1`` reports each key the caller presses as ``+QTONEDET: <ASCII code>``
   (``+QTONEDET: 53`` for "5").
 """
@@ -60,7 +63,7 @@ class QuectelModem(EmulatedModem):
         lines = super()._state_urcs(call, stat)
         if self._ccinfo:
             code = -1 if stat == 6 else stat
-            report = f'+QIND: "ccinfo",{call.index},1,{code},0,0'
+            report = f'+QIND: "ccinfo",{call.index},{0 if call.outgoing else 1},{code},0,0'
             if call.number:
                 report += f',"{call.number}",{145 if call.number.startswith("+") else 129}'
             lines.append(report)

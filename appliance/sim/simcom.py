@@ -15,7 +15,12 @@ modems (ModemManager's SIMTech plugin tests, chan_quectel's SIM7600 support):
   them as part of ``ATA``/``AT+CHUP``'s response, before ``OK``); a remote hang-up adds
   ``NO CARRIER``; a caller who gives up while ringing leaves ``MISSED_CALL: hh:mmAM <number>``;
 - DTMF from the caller: ``+RXDTMF: <key>``;
-- ``AT+CPCMREG=1`` outside a call answers ``ERROR`` (observed on firmware LE20B04SIM7600G22).
+- ``AT+CPCMREG=1`` outside a call answers ``ERROR`` (observed on firmware LE20B04SIM7600G22);
+- outbound call: ``ATD<number>;`` -> OK, then with ``AT+CLCC=1`` ``+CLCC: 1,0,2,...``
+  (dialing), ``+CLCC: 1,0,3,...`` (alerting), ``+CLCC: 1,0,0,...`` and ``VOICE CALL: BEGIN``
+  (answered); a call that never connects ends with ``+CLCC: 1,0,6,...``,
+  ``VOICE CALL: END: 000000`` and ``BUSY``, ``NO ANSWER`` or ``NO CARRIER``. The far end is
+  set with ``set_far_end`` (see ``appliance.sim.far_end``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.audio.tones import DTMF_FREQS, dtmf
+from appliance.sim.far_end import CLCC_STAT, FAILURE_RESULTS, OutboundCalls
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +68,7 @@ CME_TEXT = {
     4: "operation not supported",
     50: "incorrect parameters",
 }
-STATES = ("idle", "ringing", "active")
+STATES = ("idle", "ringing", "dialing", "alerting", "active")
 
 
 class AtError(Exception):
@@ -200,15 +206,17 @@ def _open_pty() -> tuple[int, int, str]:
 
 @dataclass
 class _Call:
-    number: str
+    number: str  # the caller's, or the number dialled
     name: str
-    state: str = "ringing"
+    state: str = "ringing"  # ringing | dialing | alerting | active
     answered_at: float = 0.0
     rings: int = 0
+    outgoing: bool = False
+    index: int = 1
 
 
-class SimcomModem:
-    """One emulated SIM7600 line and its far-end caller; every method is thread-safe.
+class SimcomModem(OutboundCalls):
+    """One emulated SIM7600 line and its far-end party; every method is thread-safe.
 
     ``speed`` runs every clock faster (ringing cadence, audio frames, call durations) for tests;
     ``drift_ppm`` makes the audio clock run fast (positive) or slow against ``time.monotonic``.
@@ -354,10 +362,11 @@ class SimcomModem:
             self._end_call()
 
     def hangup(self) -> None:
-        """The caller hangs up (a ringing call becomes a missed one); no-op when idle."""
+        """The far end hangs up: a ringing call becomes a missed one, an outbound call not yet
+        answered is declined (busy); no-op when idle."""
         with self._lock:
             call = self._call
-            if call is None:
+            if call is None or self._far_end_declines(call):
                 return
             if call.state == "ringing":
                 self.cancel_ring()
@@ -488,7 +497,7 @@ class SimcomModem:
         self._schedule(RING_INTERVAL_S, lambda: self._ring_tick(call))
 
     def _clcc_line(self, call: _Call, stat: int) -> str:
-        line = f"+CLCC: 1,1,{stat},0,0"
+        line = f"+CLCC: {call.index},{0 if call.outgoing else 1},{stat},0,0"
         if call.number:
             line += f',"{call.number}",{number_type(call.number)}'
             if call.name:
@@ -498,6 +507,27 @@ class SimcomModem:
     def _clcc_urc(self, call: _Call, stat: int) -> None:
         if self._settings["+CLCC"]:
             self._urc(self._clcc_line(call, stat))
+
+    # --- outbound calls (the hooks of OutboundCalls) ---
+
+    def _new_call(self, number: str) -> _Call:
+        return _Call(number, "")
+
+    def _dial_refused(self) -> Exception:
+        return AtError(3)  # one call at a time: operation not allowed
+
+    def _progress_urcs(self, call: _Call, state: str) -> list[str]:
+        lines = [self._clcc_line(call, CLCC_STAT[state])] if self._settings["+CLCC"] else []
+        if state == "active":
+            lines.append("VOICE CALL: BEGIN")
+        return lines
+
+    def _dial_failed_urcs(self, call: _Call, outcome: str) -> list[str]:
+        lines = [self._clcc_line(call, 6)] if self._settings["+CLCC"] else []
+        return [*lines, "VOICE CALL: END: 000000", FAILURE_RESULTS[outcome]]
+
+    def _voice_changed(self) -> None:
+        self._update_stream()
 
     def _enqueue(self, samples: np.ndarray) -> int:
         start = max(self._play_end, self._frames * FRAME_SAMPLES if self._stream else 0)
@@ -656,7 +686,7 @@ class SimcomModem:
         if head == "S":
             return self._sreg(command)
         if head == "D":
-            raise AtError()  # outgoing calls are not emulated
+            return self._dial(command, after)
         letter = command[:2].upper() if head == "&" else head
         digits = command[len(letter) :]
         value = int(digits) if digits else 0
@@ -772,7 +802,7 @@ class SimcomModem:
         call = self._call
         if call is None:
             return []
-        return [self._clcc_line(call, 4 if call.state == "ringing" else 0)]
+        return [self._clcc_line(call, CLCC_STAT[call.state])]
 
     def _cpcmreg(self, op: str, args: list[str], after: list[str]) -> list[str]:
         if op == "=?":

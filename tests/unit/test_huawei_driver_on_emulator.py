@@ -22,7 +22,7 @@ from appliance.lines.base import (
     LineStatus,
     Ringing,
 )
-from appliance.lines.huawei import HuaweiDriver, parse_cend, parse_cvoice
+from appliance.lines.huawei import CallEnd, HuaweiDriver, parse_cend, parse_cvoice
 from appliance.sim.huawei import HuaweiModem
 from tests.unit.test_quectel_driver_on_emulator import at_exchange
 from tests.unit.test_simcom_driver_on_emulator import (
@@ -215,5 +215,10 @@ def test_parse_cvoice_and_cend():
     assert parse_cvoice("^CVOICE:0,8000,16,20") == (0, 8000, 16, 20)
     with pytest.raises(ValueError, match="malformed"):
         parse_cvoice("^CVOICE:1")
-    assert parse_cend("^CEND:1,42,104,16") == (1, 42)
-    assert parse_cend("^CEND:2,0,255") == (2, 0)
+    assert parse_cend("^CEND:1,42,104,16") == CallEnd(1, 42, 104, 16)
+    assert parse_cend("^CEND:2,0,255") == CallEnd(2, 0, 255, None)
+    assert parse_cend("^CEND:1,0,104,17").outcome == "busy"
+    assert parse_cend("^CEND:1,0,104,19").outcome == "no-answer"
+    assert parse_cend("^CEND:1,0,104,1").outcome == "failed"  # unassigned number
+    with pytest.raises(ValueError, match="malformed"):
+        parse_cend("^CEND:x")

@@ -190,3 +190,64 @@ def test_cli_rejects_a_broken_config(tmp_path, capsys):
     config.write_text("[appliance\n")
     assert run_sim_command(parse("sim", "--config", str(config), "status")) == 2
     assert "config.toml" in capsys.readouterr().err
+
+
+def dial(modem: SimcomModem, number: str) -> serial.Serial:
+    """Do what a line driver does to place a call: ``ATD<number>;``, with +CLCC reports on."""
+    control = serial.Serial(modem.control_path, 115200, timeout=5)
+    control.write(b"ATE0\r")
+    control.read_until(b"OK\r\n")
+    control.write(b"AT+CLCC=1\r")
+    control.read_until(b"OK\r\n")
+    control.write(f"ATD{number};\r".encode())
+    assert control.read_until(b"OK\r\n").endswith(b"OK\r\n")
+    return control
+
+
+def test_the_far_end_of_an_outbound_call_is_set_and_answered_through_the_socket(client, modem):
+    client.far_end("gsm0", "no-answer")
+    control = dial(modem, "+15557654321")
+    assert modem.wait_state("alerting", 5)
+    line = client.status()["gsm0"]
+    assert (line["state"], line["dialed"]) == ("alerting", "+15557654321")
+    client.answer("gsm0")
+    assert modem.state == "active"
+    assert b'+CLCC: 1,0,0,0,0,"+15557654321",145' in control.read_until(b"VOICE CALL: BEGIN")
+    with pytest.raises(SimControlError, match="no outbound call waiting"):
+        client.answer("gsm0")
+    client.hangup("gsm0")  # the called party hangs up
+    assert b"NO CARRIER" in control.read_until(b"NO CARRIER\r\n")
+    control.close()
+
+
+def test_a_busy_far_end_set_through_the_socket(client, modem):
+    client.far_end("gsm0", "busy", after=0.4)
+    control = dial(modem, "5550100")
+    assert modem.wait_state("idle", 5)
+    assert control.read_until(b"BUSY\r\n").endswith(b"BUSY\r\n")
+    assert client.status()["gsm0"]["dialed"] == "5550100"
+    control.close()
+    with pytest.raises(SimControlError, match="behaviour must be one of"):
+        client.far_end("gsm0", "maybe")
+    answers = raw_exchange(
+        Path(client.socket_path),
+        b'{"cmd":"far_end","line":"gsm0","behaviour":"busy","after":"x"}\n',
+    )
+    assert answers == [{"ok": False, "error": "'after' must be a number of seconds"}]
+
+
+def test_cli_sets_the_far_end_and_answers(server, modem, capsys):
+    sock = str(server.socket_path)
+    assert run_sim_command(parse("sim", "--socket", sock, "far-end", "gsm0", "no-answer")) == 0
+    control = dial(modem, "+15557654321")
+    assert modem.wait_state("alerting", 5)
+    assert run_sim_command(parse("sim", "--socket", sock, "answer", "gsm0")) == 0
+    assert modem.state == "active"
+    assert run_sim_command(parse("sim", "--socket", sock, "status")) == 0
+    out = capsys.readouterr().out
+    assert "the next party called will no-answer" in out and "+15557654321" in out
+    args = ["sim", "--socket", sock, "far-end", "gsm0", "answer", "--after", "0.2"]
+    assert run_sim_command(parse(*args)) == 0
+    with pytest.raises(SystemExit):
+        parse("sim", "--socket", sock, "far-end", "gsm0", "sometimes")
+    control.close()
