@@ -33,9 +33,20 @@ def _load_config_or_exit(path: Path):
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load_config_or_exit(args.config)
     _setup_logging(args.verbose)
+    return _run_supervisor(config)
+
+
+def _run_supervisor(config) -> int:
+    """The daemon; a data folder it must not touch (a damaged database) stops it with why."""
+    from appliance.store import StoreError
     from appliance.supervisor import Supervisor
 
-    return Supervisor(config).run()
+    try:
+        supervisor = Supervisor(config)
+    except StoreError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 2
+    return supervisor.run()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -52,9 +63,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "Stop with Ctrl-C.\n",
         file=sys.stderr,
     )
-    from appliance.supervisor import Supervisor
-
-    return Supervisor(config).run()
+    return _run_supervisor(config)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

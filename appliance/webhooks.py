@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -32,7 +32,9 @@ class Webhook:
 
 
 class WebhookSender:
-    def __init__(self, auth_token: str, timeout: float = 5.0, retries: int = 1) -> None:
+    def __init__(self, auth_token: str | Callable[[], str], timeout: float = 5.0,
+                 retries: int = 1) -> None:
+        """``auth_token`` signs callbacks: the token, or a provider called at each send."""
         self._auth_token = auth_token
         self._timeout = timeout
         self._retries = retries
@@ -43,6 +45,10 @@ class WebhookSender:
         self._idle.set()
         self.delivered = 0
         self.failed = 0
+
+    def _token(self) -> str:
+        token = self._auth_token
+        return token() if callable(token) else token
 
     def start(self) -> None:
         self._thread.start()
@@ -76,10 +82,10 @@ class WebhookSender:
     def _deliver(self, hook: Webhook) -> None:
         if hook.method == "GET":
             url = _with_query(hook.url, hook.params)
-            signature = twilio_signature(self._auth_token, url, {})
+            signature = twilio_signature(self._token(), url, {})
             request = {"url": url}
         else:
-            signature = twilio_signature(self._auth_token, hook.url, hook.params)
+            signature = twilio_signature(self._token(), hook.url, hook.params)
             request = {"url": hook.url, "data": hook.params}
         headers = {"X-Twilio-Signature": signature, "User-Agent": USER_AGENT}
         for attempt in range(self._retries + 1):

@@ -18,7 +18,7 @@ import mimetypes
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
@@ -120,15 +120,22 @@ class Fetcher:
     def __init__(
         self,
         account_sid: str,
-        auth_token: str,
+        auth_token: str | Callable[[], str],
         timeout: float = 10.0,
         max_bytes: int = MAX_BODY_BYTES,
     ) -> None:
+        """``auth_token`` signs requests: the token, or a provider called at each request
+        (so a rotated token is used at once)."""
         self.account_sid = account_sid
-        self.auth_token = auth_token
+        self._auth_token = auth_token
         self.timeout = timeout
         self.max_bytes = max_bytes
         self._local = threading.local()  # one requests.Session per thread
+
+    @property
+    def auth_token(self) -> str:
+        token = self._auth_token
+        return token() if callable(token) else token
 
     def fetch_document(
         self, url: str, method: str = "POST", params: Mapping[str, str] | None = None

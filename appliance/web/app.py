@@ -10,13 +10,26 @@ from typing import Any
 
 import bottle
 
+from appliance.calls.conference import ConferenceRegistry
+from appliance.calls.recording import RecordingStore
 from appliance.events import EventBus
-from appliance.web import auth_pages, settings_page, status_page
+from appliance.store import Store
+from appliance.web import (
+    auth_pages,
+    calls_page,
+    live_page,
+    recordings_page,
+    rooms_page,
+    settings_page,
+    status_page,
+    voice_routes,
+)
 from appliance.web.access import AccessGuard, wants_html
 from appliance.web.context import LineStates, WebContext, WebOptions
 from appliance.web.headers import with_security_headers
 from appliance.web.ratelimit import LoginLimiter
 from appliance.web.render import render
+from appliance.web.room_services import RoomServices
 from appliance.web.sessions import SessionStore
 from appliance.web.settings import ApiCredentialsManager, SettingsStore
 from appliance.web.sse import EventStreams
@@ -66,17 +79,28 @@ def create_app(settings: SettingsStore, bus: EventBus, *,
                credentials: ApiCredentialsManager | None = None,
                default_name: str = "Conference line",
                options: WebOptions | None = None,
-               clock: Callable[[], float] = time.monotonic) -> WebApp:
+               clock: Callable[[], float] = time.monotonic,
+               conferences: ConferenceRegistry | None = None,
+               callers: live_page.Callers = live_page.no_callers,
+               store: Store | None = None,
+               recordings: RecordingStore | None = None,
+               rooms: RoomServices | None = None) -> WebApp:
     """The web page of one appliance.
 
     ``settings`` keeps the admin password hash and the name; ``bus`` feeds /events;
     ``line_states()`` returns line name → {"state", "detail"} now; ``credentials`` reads and
     rotates the REST API credentials (None hides that part of the settings page);
-    ``clock`` (monotonic seconds) times sessions and lock-outs.
+    ``clock`` (monotonic seconds) times sessions and lock-outs. The live view shows
+    ``conferences`` (``callers()``: CallSid → number of each live call); the call log and the
+    recordings come from ``store``, the recordings' files from ``recordings``' folder.
+    ``rooms`` adds the rooms pages and the built-in entry's ``/voice/…`` TwiML routes.
     """
     options = options or WebOptions()
     ctx: WebContext
-    streams = EventStreams(bus, lambda: {"lines": ctx.lines()}, keepalive=options.keepalive,
+    live = live_page.LiveView(conferences, callers)
+    streams = EventStreams(bus, lambda: {"lines": ctx.lines(),
+                                         **(live.snapshot() if conferences is not None else {})},
+                           keepalive=options.keepalive,
                            poll=options.stream_poll, max_streams=options.max_streams)
     ctx = WebContext(
         settings=settings,
@@ -94,6 +118,12 @@ def create_app(settings: SettingsStore, bus: EventBus, *,
     auth_pages.install(app, ctx)
     settings_page.install(app, ctx)
     status_page.install(app, ctx)
+    live_page.install(app, ctx, live)
+    recordings_page.install(app, ctx, store, recordings)
+    calls_page.install(app, ctx, store)
+    if rooms is not None:
+        rooms_page.install(app, ctx, rooms)
+        voice_routes.install(app, ctx, rooms)
     for code in ERROR_MESSAGES:
         app.error(code)(_error_page)
     return WebApp(app, ctx)

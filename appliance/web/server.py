@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -53,7 +54,8 @@ class WebServer:
         if callable(close_app):
             close_app()
         if self._thread.is_alive():
-            self._server.pull_trigger()  # wakes the loop at once
+            with contextlib.suppress(OSError):  # the loop may have closed it already
+                self._server.pull_trigger()  # wakes the loop at once
             self._thread.join(timeout)
         else:
             self._close(timeout)

@@ -17,8 +17,9 @@ import pytest
 
 from appliance import supervisor
 from appliance.config import Config, LineConfig, parse_config
+from appliance.credentials import load_api_credentials
 from appliance.lines.base import LineDriver, LineError
-from appliance.supervisor import LineRunner, load_api_credentials
+from appliance.supervisor import LineRunner
 
 LINE = LineConfig(
     name="gsm0",
@@ -229,7 +230,7 @@ def config_for(data_dir: Path, api: str = "") -> Config:
 
 def test_credentials_are_generated_on_first_start_and_kept(tmp_path):
     config = config_for(tmp_path / "data")
-    first = load_api_credentials(config)
+    first = load_api_credentials(config).current()
     assert re.fullmatch(r"AC[0-9a-f]{32}", first.account_sid)
     assert re.fullmatch(r"[0-9a-f]{32}", first.auth_token)
     stored = tmp_path / "data" / "api.json"
@@ -240,23 +241,23 @@ def test_credentials_are_generated_on_first_start_and_kept(tmp_path):
     }
     modified = stored.stat().st_mtime_ns
 
-    assert load_api_credentials(config) == first
+    assert load_api_credentials(config).current() == first
     assert stored.stat().st_mtime_ns == modified, "kept credentials are not rewritten"
     assert [path.name for path in stored.parent.iterdir()] == ["api.json"], "no temp file left"
 
 
 def test_each_appliance_generates_its_own_credentials(tmp_path):
-    one = load_api_credentials(config_for(tmp_path / "one"))
-    two = load_api_credentials(config_for(tmp_path / "two"))
+    one = load_api_credentials(config_for(tmp_path / "one")).current()
+    two = load_api_credentials(config_for(tmp_path / "two")).current()
     assert one.account_sid != two.account_sid
     assert one.auth_token != two.auth_token
 
 
 def test_credentials_in_the_config_win_and_are_kept(tmp_path):
-    generated = load_api_credentials(config_for(tmp_path / "data"))
+    generated = load_api_credentials(config_for(tmp_path / "data")).current()
     sid, token = "AC" + "ab" * 16, "my-own-token"
     api = f'[api]\naccount_sid = "{sid}"\nauth_token = "{token}"\n'
-    configured = load_api_credentials(config_for(tmp_path / "data", api))
+    configured = load_api_credentials(config_for(tmp_path / "data", api)).current()
     assert (configured.account_sid, configured.auth_token) == (sid, token)
     assert configured != generated
     stored = tmp_path / "data" / "api.json"
@@ -271,8 +272,27 @@ def test_damaged_stored_credentials_are_replaced_instead_of_stopping_the_daemon(
     config = config_for(tmp_path / "data")
     stored = tmp_path / "data" / "api.json"
     stored.write_text(damage)
-    credentials = load_api_credentials(config)
+    credentials = load_api_credentials(config).current()
     assert re.fullmatch(r"AC[0-9a-f]{32}", credentials.account_sid)
     assert json.loads(stored.read_text())["auth_token"] == credentials.auth_token
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert "api.json unreadable" in caplog.text
+
+
+def test_a_rotated_token_is_kept_and_used_at_once(tmp_path):
+    config = config_for(tmp_path / "data")
+    credentials = load_api_credentials(config)
+    before = credentials.current()
+    rotated = credentials.rotate()
+    assert rotated.account_sid == before.account_sid
+    assert rotated.auth_token != before.auth_token
+    assert credentials.auth_token() == rotated.auth_token
+    assert load_api_credentials(config).current() == rotated, "the new token survives a restart"
+
+
+def test_a_token_pinned_in_the_config_cannot_be_rotated(tmp_path):
+    api = '[api]\nauth_token = "my-own-token"\n'
+    credentials = load_api_credentials(config_for(tmp_path / "data", api))
+    with pytest.raises(ValueError, match=r"config\.toml"):
+        credentials.rotate()
+    assert credentials.auth_token() == "my-own-token"

@@ -10,6 +10,9 @@
 <title>{{title}} · {{appliance_name}}</title>
 <link rel="icon" href="/static/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/app.css">
+% for style in get('styles', []):
+<link rel="stylesheet" href="/static/{{style}}">
+% end
 % for script in scripts:
 <script src="/static/{{script}}" defer></script>
 % end
@@ -20,6 +23,10 @@
   % if logged_in:
   <nav class="nav" aria-label="Main">
     <a href="/"{{!' aria-current="page"' if page == 'status' else ''}}>Status</a>
+    <a href="/live"{{!' aria-current="page"' if page == 'live' else ''}}>Live</a>
+    <a href="/calls"{{!' aria-current="page"' if page == 'calls' else ''}}>Calls</a>
+    <a href="/rooms"{{!' aria-current="page"' if page.startswith('room') else ''}}>Rooms</a>
+    <a href="/recordings"{{!' aria-current="page"' if page == 'recordings' else ''}}>Recordings</a>
     <a href="/settings"{{!' aria-current="page"' if page == 'settings' else ''}}>Settings</a>
     <form method="post" action="/logout">
       <input type="hidden" name="csrf_token" value="{{csrf_token}}">
