@@ -20,16 +20,20 @@ from appliance.web import (
     live_page,
     recordings_page,
     rooms_page,
+    rules_page,
     settings_page,
+    simulator_page,
     status_page,
     voice_routes,
 )
 from appliance.web.access import AccessGuard, wants_html
 from appliance.web.context import LineStates, WebContext, WebOptions
 from appliance.web.headers import with_security_headers
+from appliance.web.line_rules import LineRules, Lines, no_lines
 from appliance.web.ratelimit import LoginLimiter
 from appliance.web.render import render
 from appliance.web.room_services import RoomServices
+from appliance.web.rule_files import RuleFiles
 from appliance.web.sessions import SessionStore
 from appliance.web.settings import ApiCredentialsManager, SettingsStore
 from appliance.web.sse import EventStreams
@@ -84,7 +88,10 @@ def create_app(settings: SettingsStore, bus: EventBus, *,
                callers: live_page.Callers = live_page.no_callers,
                store: Store | None = None,
                recordings: RecordingStore | None = None,
-               rooms: RoomServices | None = None) -> WebApp:
+               rooms: RoomServices | None = None,
+               rule_files: RuleFiles | None = None,
+               lines: Lines = no_lines,
+               simulator: simulator_page.Simulator | None = None) -> WebApp:
     """The web page of one appliance.
 
     ``settings`` keeps the admin password hash and the name; ``bus`` feeds /events;
@@ -94,6 +101,9 @@ def create_app(settings: SettingsStore, bus: EventBus, *,
     ``conferences`` (``callers()``: CallSid → number of each live call); the call log and the
     recordings come from ``store``, the recordings' files from ``recordings``' folder.
     ``rooms`` adds the rooms pages and the built-in entry's ``/voice/…`` TwiML routes.
+    ``rule_files`` adds the rule files page, where each of ``lines()`` ([(name, config.toml's
+    voice_url)]) gets its call rules (kept in ``settings``' line_voice_urls).
+    ``simulator`` (only when the lines are simulated) adds the simulator page, ``/simulator``.
     """
     options = options or WebOptions()
     ctx: WebContext
@@ -124,6 +134,10 @@ def create_app(settings: SettingsStore, bus: EventBus, *,
     if rooms is not None:
         rooms_page.install(app, ctx, rooms)
         voice_routes.install(app, ctx, rooms)
+    if rule_files is not None:
+        rules_page.install(app, ctx, rule_files, LineRules(settings, lines))
+    if simulator is not None:
+        simulator_page.install(app, ctx, simulator)
     for code in ERROR_MESSAGES:
         app.error(code)(_error_page)
     return WebApp(app, ctx)

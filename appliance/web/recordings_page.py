@@ -3,22 +3,38 @@
 A file is only ever found through the recordings index, by its recording sid (``RE`` and 32
 hex digits), and only served or deleted when the indexed path lies inside the recordings
 folder: no part of a path comes from the request.
+
+``/recordings/<sid>`` is also the ``RecordingUrl`` callbacks carry, so besides a session it
+takes HTTP Basic with the API credentials (account SID and auth token), as Twilio's own
+recording URLs do; like Twilio's, it serves the file with the format's extension appended too
+(``RecordingUrl + ".wav"``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import logging
 import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import bottle
 from bottle import request
 
 from appliance.calls.recording import RecordingStore
 from appliance.store import NotFoundError, RecordingEntry, Store
-from appliance.web.access import current_session, refuse
+from appliance.web.access import (
+    CUSTOM,
+    SESSION_COOKIE,
+    client_address,
+    current_session,
+    refuse,
+    wants_html,
+)
 from appliance.web.context import WebContext
 from appliance.web.render import render
 
@@ -28,6 +44,7 @@ SID = re.compile(r"RE[0-9a-f]{32}")
 LIST_LIMIT = 200
 MIME_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg"}
 MISSING = "There is no such recording (it may have been deleted)."
+BASIC_REALM = 'Basic realm="Recordings", charset="UTF-8"'
 
 
 def duration_text(seconds: float) -> str:
@@ -103,16 +120,68 @@ class RecordingFiles:
         self.store.recordings.delete(entry.sid)
 
 
+def basic_credentials(request: bottle.BaseRequest) -> tuple[str, str] | None:
+    """(user, password) from an ``Authorization: Basic`` header, or None when it has none."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, colon, password = base64.b64decode(encoded.strip(), validate=True).decode(
+            "utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return ("", "")
+    return (user, password) if colon else ("", "")
+
+
+def api_credentials_match(ctx: WebContext, user: str, password: str) -> bool:
+    """The account SID and the current auth token (a rotated token stops working at once)."""
+    if ctx.credentials is None:
+        return False
+    current = ctx.credentials.current()
+    sid_ok = hmac.compare_digest(user.encode(), current.account_sid.encode())
+    token_ok = hmac.compare_digest(password.encode(), current.auth_token.encode())
+    return sid_ok and token_ok
+
+
+def media_access_refusal(ctx: WebContext, request: bottle.BaseRequest) -> Any:
+    """None when the request may fetch a recording's file, else the refusal to return.
+
+    API credentials in HTTP Basic, else a logged-in session (a browser without one is sent to
+    log in, as on every page). Wrong Basic credentials are refused even with a session.
+    """
+    basic = basic_credentials(request)
+    if basic is not None:
+        if api_credentials_match(ctx, *basic):
+            return None
+        log.info("recordings: wrong API credentials from %s", client_address(request))
+        refusal = refuse(request, 401, "Wrong account SID or auth token.")
+    elif ctx.is_set_up() and ctx.sessions.get(request.get_cookie(SESSION_COOKIE, "")):
+        return None
+    elif wants_html(request):
+        target = "/login?next=" + quote(request.fullpath, safe="/") if ctx.is_set_up() \
+            else "/setup"
+        return bottle.HTTPResponse(status=303, headers={"Location": target})
+    else:
+        refusal = refuse(request, 401, "Log in, or use the API credentials (HTTP Basic).")
+    refusal.set_header("WWW-Authenticate", BASIC_REALM)
+    return refusal
+
+
 def install(app: bottle.Bottle, ctx: WebContext, store: Store | None,
             recordings: RecordingStore | None) -> None:
     """Add /recordings and each recording's file, download and delete routes."""
     files = RecordingFiles(store, recordings)
 
     def serve(sid: str, download: bool) -> Any:
+        sid, dot, extension = sid.partition(".")
         entry = files.entry(sid)
         relative = files.relative_path(entry) if entry is not None else None
         if entry is None or relative is None or files.folder is None:
             return refuse(request, 404, MISSING, "Not found")
+        if dot and "." + extension.lower() != Path(relative).suffix.lower():
+            return refuse(request, 404, f"This recording is not kept as .{extension}; ask for "
+                                        f"{Path(relative).suffix} (or no extension).",
+                          "Not found")
         mimetype = MIME_TYPES.get(Path(relative).suffix.lower(), "application/octet-stream")
         served = bottle.static_file(relative, root=str(files.folder), mimetype=mimetype,
                                     download=download_name(entry) if download else False)
@@ -128,12 +197,15 @@ def install(app: bottle.Bottle, ctx: WebContext, store: Store | None,
                       owner_text=owner_text, when_text=when_text, duration_text=duration_text,
                       size_text=size_text)
 
-    @app.get("/recordings/<sid>")
+    @app.get("/recordings/<sid>", auth=CUSTOM)
     def recording_file(sid: str) -> Any:
-        return serve(sid, download=False)
+        refusal = media_access_refusal(ctx, request)
+        return refusal if refusal is not None else serve(sid, download=False)
 
     @app.get("/recordings/<sid>/download")
     def recording_download(sid: str) -> Any:
+        if "." in sid:
+            return refuse(request, 404, MISSING, "Not found")
         return serve(sid, download=True)
 
     @app.post("/recordings/<sid>/delete")

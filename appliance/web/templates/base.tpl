@@ -26,8 +26,13 @@
     <a href="/live"{{!' aria-current="page"' if page == 'live' else ''}}>Live</a>
     <a href="/calls"{{!' aria-current="page"' if page == 'calls' else ''}}>Calls</a>
     <a href="/rooms"{{!' aria-current="page"' if page.startswith('room') else ''}}>Rooms</a>
+    <a href="/rules"{{!' aria-current="page"' if page.startswith('rule') else ''}}>Rules</a>
     <a href="/recordings"{{!' aria-current="page"' if page == 'recordings' else ''}}>Recordings</a>
     <a href="/settings"{{!' aria-current="page"' if page == 'settings' else ''}}>Settings</a>
+    % import bottle
+    % if bottle.request.environ.get('appliance.simulator'):
+    <a href="/simulator"{{!' aria-current="page"' if page == 'simulator' else ''}}>Simulator</a>
+    % end
     <form method="post" action="/logout">
       <input type="hidden" name="csrf_token" value="{{csrf_token}}">
       <button type="submit" class="nav-button">Log out</button>
