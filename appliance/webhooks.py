@@ -75,7 +75,11 @@ class WebhookSender:
             hook = self._queue.get()
             if hook is None:
                 return
-            self._deliver(hook)
+            try:
+                self._deliver(hook)
+            except Exception:  # a bad callback (e.g. an unusable URL) must not stop the rest
+                self.failed += 1
+                log.exception("error 15003: callback to %s failed", hook.url)
             if self._queue.empty():
                 self._idle.set()
 

@@ -14,15 +14,20 @@ import numpy as np
 from appliance.audio.dtmf import DtmfDetector, KeyMerger
 from appliance.audio.media import MediaSource
 from appliance.audio.port import DeviceAudioPort
+from appliance.calls.caller_recording import AudioTap
 
 
 class CallStatus(enum.StrEnum):
     """Twilio's CallStatus values."""
 
+    INITIATED = "initiated"  # an outbound call the modem is placing
     RINGING = "ringing"
     IN_PROGRESS = "in-progress"
     COMPLETED = "completed"
     FAILED = "failed"
+    BUSY = "busy"  # <Reject reason="busy">, or a dialled number that was busy
+    NO_ANSWER = "no-answer"  # <Reject reason="rejected">, or nobody answered a dialled number
+    CANCELED = "canceled"  # an outbound attempt abandoned before it was answered
 
 
 KEY_POLL_SECONDS = 0.02  # how often a prompt that a key may stop looks for one
@@ -48,6 +53,10 @@ class Call:
     port: DeviceAudioPort | None = None
     conference: str | None = None  # name of the conference the call is in, if any
     hung_up: threading.Event = field(default_factory=threading.Event)
+    connected: threading.Event = field(default_factory=threading.Event)  # answered, audio flows
+    alerting: threading.Event = field(default_factory=threading.Event)  # outbound: far end rings
+    end_reason: str = ""  # the line's Disconnected reason (busy, no-answer, remote...)
+    parent_sid: str | None = None  # outbound-dial: the call whose <Dial> placed this one
     keys: queue.Queue[str] = field(default_factory=queue.Queue)
     audio_time: float = 0.0  # seconds of this call's audio seen by the tick
     # A press may be reported by the modem and heard in band too: it counts once. 400 ms
@@ -57,6 +66,12 @@ class Call:
     _detector: DtmfDetector | None = None
     _player: MediaSource | None = None
     _player_done: threading.Event = field(default_factory=threading.Event)
+    # Heard on top of whatever the caller hears (Plivo's asynchronous <DTMF>).
+    _overlay: MediaSource | None = None
+    _overlay_done: threading.Event = field(default_factory=threading.Event)
+    # Recordings fed by the tick (<Record>, Plivo's recordSession); see calls.caller_recording.
+    _taps: list[AudioTap] = field(default_factory=list)
+    _taps_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- interpreter thread ------------------------------------------------------------------
 
@@ -91,6 +106,17 @@ class Call:
                 self._player = None
         return key
 
+    def start_playing(self, source: MediaSource) -> None:
+        """Play ``source`` to the caller without waiting (ringback while a number is dialled);
+        :meth:`stop_playing` or the next prompt replaces it."""
+        self._player_done = threading.Event()
+        self._player = source
+
+    def stop_playing(self, source: MediaSource) -> None:
+        """Stop ``source`` if it is still what the caller hears."""
+        if self._player is source:
+            self._player = None
+
     def discard_keys(self) -> None:
         """Forget the keys pressed so far."""
         while True:
@@ -100,9 +126,42 @@ class Call:
                 return
 
     def end(self) -> None:
-        """The line reports the call over: wake whatever the interpreter is waiting for."""
+        """The line reports the call over: wake whatever the interpreter is waiting for, and
+        end the recordings of this call."""
         self.hung_up.set()
         self._player_done.set()
+        self._overlay_done.set()
+        with self._taps_lock:
+            taps, self._taps = self._taps, []
+        for tap in taps:
+            tap.close()
+
+    # --- audio taps and overlays -------------------------------------------------------------
+
+    def add_tap(self, tap: AudioTap) -> bool:
+        """Feed ``tap`` with this call's audio from the next tick; False (and ``tap`` closed)
+        when the call has already ended."""
+        with self._taps_lock:
+            if not self.hung_up.is_set():
+                self._taps = [*self._taps, tap]
+                return True
+        tap.close()
+        return False
+
+    def remove_tap(self, tap: AudioTap) -> None:
+        with self._taps_lock:
+            self._taps = [other for other in self._taps if other is not tap]
+
+    def start_overlay(self, source: MediaSource) -> None:
+        """Play ``source`` on top of what the caller hears, without waiting for it."""
+        self._overlay_done = threading.Event()
+        self._overlay = source
+
+    def wait_overlay(self, timeout: float | None = None) -> bool:
+        """Block until the overlay has played (or the call ended); False on timeout."""
+        if self._overlay is None:
+            return True
+        return self._overlay_done.wait(timeout) or self.hung_up.is_set()
 
     # --- keys ----------------------------------------------------------------------------------
 
@@ -129,6 +188,26 @@ class Call:
         return delivered
 
     # --- tick thread ---------------------------------------------------------------------------
+
+    def tap(self, inbound: np.ndarray, outbound: np.ndarray) -> None:
+        """Hand this tick's audio to the recordings (the list is replaced, never mutated)."""
+        for tap in self._taps:
+            tap.feed(inbound, outbound)
+
+    def with_overlay(self, frame: np.ndarray) -> np.ndarray:
+        """``frame`` with the overlay's next frame added (a new array: ``frame`` may be a
+        conference output shared by several listeners)."""
+        source = self._overlay
+        if source is None:
+            return frame
+        extra = source.read_frame()
+        if extra is None or source.done:
+            self._overlay = None
+            self._overlay_done.set()
+        if extra is None:
+            return frame
+        total = frame.astype(np.int32) + extra
+        return np.clip(total, -32768, 32767).astype(np.int16)
 
     def next_prompt_frame(self) -> np.ndarray | None:
         """The next frame of whatever is playing to this caller outside a conference."""

@@ -39,6 +39,8 @@ from appliance.mixer import mix_conference
 log = logging.getLogger(__name__)
 
 MAX_PARTICIPANTS = 250
+LEVEL_EVERY_SECONDS = 0.25  # "conference.level" at most this often per room (the live page)
+LEVEL_STEP_DB = 3.0  # levels are reported rounded to this step; no event while none changes
 _RECORDER = "recorder"  # the recorder's key among the mixer's listeners (never a CallSid)
 
 
@@ -141,11 +143,13 @@ class ParticipantState:
     talking: bool
     level_dbfs: float
     member_id: int = 0
+    joined_at: float = 0.0  # wall-clock seconds since the epoch
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "call_sid": self.call_sid,
             "member_id": self.member_id,
+            "joined_at": self.joined_at,
             "label": self.label,
             "muted": self.muted,
             "held": self.held,
@@ -183,7 +187,7 @@ class Participant:
         return ParticipantState(
             self.call_sid, self.options.label, self.muted, self.held, self.coaching,
             self.options.start_on_enter, self.options.end_on_exit, self.talking, self.level_dbfs,
-            self.member_id,
+            self.member_id, self.joined_at,
         )
 
 
@@ -279,6 +283,8 @@ class Conference:
         self.uuid = str(uuid.UUID(hex=self.sid[2:]))
         self.seconds = 0.0  # audio time since the room was created (counted in ticks)
         self.floor: str | None = None  # CallSid of the floor holder
+        self._levels_at = 0.0  # audio time of the last "conference.level" check
+        self._levels: dict[str, tuple[float, bool]] = {}  # what it last reported
         self._stay_alone = True  # once a member says False, it stays False
         self._members = 0
         self._member_observers: dict[str, ConferenceObserver] = {}
@@ -559,6 +565,10 @@ class Conference:
             if event.recording is not None:
                 data["recording_sid"] = event.recording.sid
                 data["recording_status"] = event.recording.status
+                data["recording_path"] = str(event.recording.path)
+                data["recording_started"] = event.recording.started_at
+                data["recording_duration"] = event.recording.duration
+                data["recording_size"] = event.recording.size
             try:
                 self._on_event(f"conference.{_TOPICS.get(event.kind, event.kind.value)}", **data)
             except Exception:
@@ -631,7 +641,27 @@ class Conference:
         events += [ConferenceEvent(EventKind.ANNOUNCEMENT_END, announce_url=url)
                    for url in finished]
         self._emit(events)
+        self._report_levels(participants)
         return outputs
+
+    def _report_levels(self, participants: list[Participant]) -> None:
+        """Publish "conference.level" (each participant's meter) a few times a second, and
+        only when a rounded level changed: the live page's meters, cheap for the tick."""
+        if self.seconds - self._levels_at < LEVEL_EVERY_SECONDS - self.fmt.period / 2:
+            return
+        self._levels_at = self.seconds
+        levels = {p.call_sid: (round(p.level_dbfs / LEVEL_STEP_DB) * LEVEL_STEP_DB, p.talking)
+                  for p in participants}
+        quiet = (SILENCE_DBFS, False)  # what the page shows for anyone not yet reported
+        if all(self._levels.get(sid, quiet) == level for sid, level in levels.items()):
+            return
+        self._levels = levels
+        try:
+            self._on_event("conference.level", conference=self.name, conference_sid=self.sid,
+                           levels={sid: {"level_dbfs": level, "talking": talking}
+                                   for sid, (level, talking) in levels.items()})
+        except Exception:
+            log.exception("conference %s: event sink failed", self.name)
 
     @staticmethod
     def _detect_speech(participants: list[Participant],

@@ -91,3 +91,16 @@ class PlivoConferenceCallbacks:
                 "recording_id": recording.sid,
                 "error": NO_TRANSCRIBER,
             })
+
+
+def record_callback_params(recording: RecordingResult, ended_at: float) -> dict[str, str]:
+    """A <Record>'s callbackUrl parameters once its file is ready (Plivo's <Record> reference);
+    ``ended_at`` in epoch seconds."""
+    return {
+        "RecordUrl": recording.url,
+        "RecordingID": recording.sid,
+        "RecordingDuration": str(round(recording.duration)),
+        "RecordingDurationMs": str(round(recording.duration * 1000)),
+        "RecordingStartMs": str(round(recording.started_at * 1000)),
+        "RecordingEndMs": str(round(ended_at * 1000)),
+    }

@@ -1,15 +1,18 @@
-"""Conference recordings: the room's mix, written to a WAV file off the tick thread.
+"""Recordings written to files off the tick thread: a conference's mix, a caller's voice.
 
-The tick thread hands each mixed frame to :meth:`ConferenceRecorder.write`, which only queues
-a copy; a writer thread owns the file (soundfile, 16-bit PCM WAV at the mixing rate, or MP3
-when asked and libsndfile can write it; otherwise WAV, with a note in the log). With ``trim``
-the leading and trailing silence is left out, as Twilio's ``trim-silence`` does: frames are
-skipped until the first one with sound, and the file is truncated after the last one at the
-end. A recording with no sound at all is *absent*: its file is removed.
+The tick thread hands each frame to :meth:`Recorder.write`, which only queues a copy; a writer
+thread owns the file (soundfile, 16-bit PCM WAV at the mixing rate, or MP3 when asked and
+libsndfile can write it; otherwise WAV, with a note in the log). With ``trim`` the leading and
+trailing silence is left out, as Twilio's ``trim-silence`` does: frames are skipped until the
+first one with sound, and the file is truncated after the last one at the end. A recording
+with no sound at all is *absent*: its file is removed (with ``trim``, or when the owner asks
+for silent recordings to be dropped, as TwiML's <Record> does). Frames may be stereo
+(``channels`` 2: one column per channel).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import socket
@@ -85,11 +88,11 @@ class RecordingStore:
         return f"{self.base_url}/recordings/{sid}"
 
 
-class ConferenceRecorder:
-    """Records one conference; :meth:`write` on the tick, :meth:`stop` when the room ends.
+class Recorder:
+    """One recording; :meth:`write` on the tick, :meth:`stop` when it is over.
 
     ``on_done`` receives the :class:`RecordingResult` on the writer thread once the file is
-    complete.
+    complete; :meth:`wait` returns it to any other thread.
     """
 
     def __init__(
@@ -99,6 +102,8 @@ class ConferenceRecorder:
         trim: bool,
         on_done: Callable[[RecordingResult], None],
         file_format: str = "wav",
+        channels: int = 1,
+        drop_silent: bool = False,
     ) -> None:
         self.sid = new_recording_sid()
         self.file_format = writable_format(file_format)
@@ -109,6 +114,10 @@ class ConferenceRecorder:
         self._fmt = fmt
         self._trim = trim
         self._on_done = on_done
+        self._channels = channels
+        self._drop_silent = drop_silent
+        self.result: RecordingResult | None = None
+        self._finished = threading.Event()
         self._queue: queue.Queue[np.ndarray | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{self.sid[2:10]}",
                                         daemon=True)
@@ -131,6 +140,11 @@ class ConferenceRecorder:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
+    def wait(self, timeout: float | None = None) -> RecordingResult | None:
+        """The finished recording (after :meth:`stop`), or None if not done in ``timeout``."""
+        self._finished.wait(timeout)
+        return self.result
+
     # --- writer thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -140,14 +154,18 @@ class ConferenceRecorder:
             log.error("recording %s: cannot write %s: %s", self.sid, self.path, exc)
             self._stopped = True  # the tick stops queueing frames
             self._drain()
-            self.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # no folder (or not a folder): no file made
+                self.path.unlink(missing_ok=True)
             result = self._result("absent")
         log.info("recording %s %s: %.1f s, %d bytes", self.sid, result.status, result.duration,
                  result.size)
+        self.result = result
         try:
             self._on_done(result)
         except Exception:
             log.exception("recording %s: completion handler failed", self.sid)
+        finally:
+            self._finished.set()
 
     def _write_file(self) -> RecordingResult:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,10 +173,11 @@ class ConferenceRecorder:
         heard_until = 0  # end of the last frame with sound, in samples
         container, subtype = FILE_FORMATS[self.file_format]
         truncatable = self.file_format == "wav"
-        with soundfile.SoundFile(self.path, "w", samplerate=self._fmt.rate, channels=1,
-                                 subtype=subtype, format=container) as wav:
+        with soundfile.SoundFile(self.path, "w", samplerate=self._fmt.rate,
+                                 channels=self._channels, subtype=subtype,
+                                 format=container) as wav:
             while (frame := self._queue.get()) is not None:
-                loud = frame_dbfs(frame) >= SILENCE_BELOW_DBFS
+                loud = frame_dbfs(frame.reshape(-1)) >= SILENCE_BELOW_DBFS
                 if self._trim and written == 0 and not loud:
                     continue  # leading silence
                 wav.write(frame)
@@ -168,7 +187,7 @@ class ConferenceRecorder:
             if self._trim and truncatable and heard_until < written:
                 wav.truncate(heard_until)  # trailing silence
                 written = heard_until
-        if written == 0:
+        if written == 0 or (self._drop_silent and heard_until == 0):
             self.path.unlink(missing_ok=True)
             return self._result("absent")
         return self._result("completed", written / self._fmt.rate, self.path.stat().st_size)
@@ -184,3 +203,7 @@ class ConferenceRecorder:
                 self._queue.get_nowait()
             except queue.Empty:
                 return
+
+
+class ConferenceRecorder(Recorder):
+    """Records one conference's mix; :meth:`stop` when the room ends."""

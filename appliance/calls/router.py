@@ -1,4 +1,5 @@
-"""The tick's work: read every call's input, mix each conference, write every call's output."""
+"""The tick's work: read every call's input, mix each conference, write every call's output,
+and hand both to the call's recordings."""
 
 from __future__ import annotations
 
@@ -38,4 +39,6 @@ class AudioRouter:
             frame = outputs.get(call.sid)
             if frame is None:
                 frame = call.next_prompt_frame()
-            call.port.write_frame(self._silence if frame is None else frame)  # type: ignore[union-attr]
+            frame = call.with_overlay(self._silence if frame is None else frame)
+            call.port.write_frame(frame)  # type: ignore[union-attr]
+            call.tap(inputs[call.sid], frame)  # recordings: what was said and what was heard

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +13,7 @@ import numpy as np
 from appliance.audio.media import BufferSource, MediaSource, SilenceSource
 from appliance.audio.tones import dtmf
 from appliance.calls.call import KEY_POLL_SECONDS, Call
+from appliance.calls.call_recordings import CallRecordings
 from appliance.calls.conference import (
     Conference as Room,
 )
@@ -26,16 +27,30 @@ from appliance.calls.conference import (
     Refusal,
     RoomOptions,
 )
+from appliance.calls.dial import (
+    DialOptions,
+    DialRecordingCallbacks,
+    DialResult,
+    NumberDialer,
+    Target,
+)
 from appliance.calls.plivo_callbacks import PlivoConferenceCallbacks
 from appliance.calls.recording import RecordingStore
 from appliance.calls.twilio_callbacks import CallbackUrl, TwilioConferenceCallbacks
-from appliance.twiml.verbs import Conference, Dial, PlivoConference
+from appliance.twiml.record import (
+    RecordOutcome,
+    RecordRequest,
+    SessionRecordingStarted,
+    StatusCallback,
+)
+from appliance.twiml.verbs import Conference, Dial, Number, PlivoConference
 from appliance.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 # The last words of a prompt are still in the port's buffers and the modem when the prompt
 # "ends"; playing this much silence first lets them reach the caller before the hang-up.
 HANGUP_DRAIN_SECONDS = 0.2
+OVERLAY_WAIT_SECONDS = 60.0  # an overlay still playing at the hang-up plays to its end first
 
 # Twilio's jitterBufferSize values as buffer targets (DESIGN: small 20, medium 40, large 60 ms).
 JITTER_TARGET_MS = {"small": 20, "medium": 40, "large": 60, "off": 0}
@@ -47,6 +62,7 @@ UNKNOWN_COACH = 13240  # coach is not a call in the conference: the Dial fails t
 RELAY_DTMF_MS = 100  # a relayed key's tone in the room, then a gap as long
 
 _region_noted = threading.Event()
+_caller_id_noted = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -77,7 +93,13 @@ class LiveCallSession:
         account_sid: str,
         webhooks: WebhookSender | None = None,
         recordings: RecordingStore | None = None,
+        *,
+        answer: Callable[[Call], bool] | None = None,
+        reject: Callable[[Call, str], None] | None = None,
+        dialer: NumberDialer | None = None,
     ) -> None:
+        """``answer`` and ``reject`` act on the ringing call (the manager's); without them
+        the call counts as answered already. ``dialer`` places <Dial><Number> calls."""
         self.call = call
         self.sid = call.sid
         self._conferences = conferences
@@ -85,6 +107,9 @@ class LiveCallSession:
         self._account_sid = account_sid
         self._webhooks = webhooks
         self._recordings = recordings
+        self._answer = answer
+        self._reject = reject
+        self._dialer = dialer
 
     @property
     def ended(self) -> bool:
@@ -92,6 +117,70 @@ class LiveCallSession:
 
     def params(self) -> dict[str, str]:
         return self.call.params(self._account_sid)
+
+    # --- answering: the rules decide while the phone rings ------------------------------------
+
+    @property
+    def answered(self) -> bool:
+        return self._answer is None or self.call.connected.is_set()
+
+    def answer(self) -> bool:
+        """Pick up the ringing call; False when the caller hung up first (or it failed)."""
+        return self._answer is None or self._answer(self.call)
+
+    def reject(self, reason: str) -> None:
+        """Refuse the ringing call without answering it (<Reject>, Plivo's Hangup reason)."""
+        if self._reject is None:
+            self.hangup()
+        else:
+            self._reject(self.call, reason)
+
+    # --- <Dial><Number> ------------------------------------------------------------------------
+
+    def dial_numbers(self, dial: Dial, numbers: Sequence[Number]) -> DialResult:
+        """Ring ``numbers`` (URLs in ``dial`` absolute) and bridge the first to answer; blocks
+        until the bridge ends. The result's ``status`` and ``params()`` are Twilio's."""
+        if self._dialer is None:
+            log.error("call %s: this appliance has no dialer; <Dial><Number> fails", self.sid)
+            return DialResult("failed")
+        if dial.caller_id and not _caller_id_noted.is_set():
+            _caller_id_noted.set()
+            log.info('<Dial callerId="%s"> ignored: a SIM or analog line always presents its '
+                     "own number", dial.caller_id)
+        for number in numbers:
+            if number.url:
+                log.warning("call %s: <Number url> (a whisper to %s) is not run on this "
+                            "appliance; the call is bridged at once", self.sid, number.number)
+        options = DialOptions(
+            timeout=float(dial.timeout),
+            time_limit=float(dial.time_limit),
+            hangup_on_star=dial.hangup_on_star,
+            ring_tone=dial.ring_tone,
+            ringback=self.call.port is not None,
+            record=self._dial_recording(dial),
+            observer=self._dial_recording_callbacks(dial),
+        )
+        targets = [Target(number.number, number.send_digits) for number in numbers]
+        return self._dialer.dial(self.call, targets, options)
+
+    def _dial_recording(self, dial: Dial) -> RecordingOptions | None:
+        if dial.record == "do-not-record":
+            return None
+        if self._recordings is None:
+            log.warning("call %s: no recording folder; the <Dial> is not recorded", self.sid)
+            return None
+        if dial.record != "record-from-answer":
+            log.info('call %s: <Dial record="%s"> records from the answer, in one channel',
+                     self.sid, dial.record)
+        return RecordingOptions(self._recordings, trim=dial.trim == "trim-silence")
+
+    def _dial_recording_callbacks(self, dial: Dial) -> DialRecordingCallbacks | None:
+        if not dial.recording_status_callback or self._webhooks is None:
+            return None
+        return DialRecordingCallbacks(
+            self._webhooks, self._account_sid, self.sid,
+            CallbackUrl(dial.recording_status_callback, dial.recording_status_callback_method),
+            dial.recording_status_callback_event)
 
     def play(self, source: MediaSource) -> bool:
         return self.call.play(source)
@@ -104,10 +193,12 @@ class LiveCallSession:
 
     def collect_digits(
         self, num_digits: int | None, timeout: float, finish_on_key: str,
-        first_key: str | None = None,
+        first_key: str | None = None, digit_timeout: float | None = None,
+        valid_keys: str | None = None,
     ) -> str:
-        """The caller's keys for a <Gather>; ``timeout`` counts the call's audio time (the
-        modem's clock), from now and again from each key."""
+        """The caller's keys for a <Gather> or <GetDigits>; ``timeout`` counts the call's
+        audio time (the modem's clock) from now, ``digit_timeout`` (default ``timeout``) from
+        each key. A key outside ``valid_keys`` ends the input and is the last one returned."""
         digits = ""
         pending = first_key
         last = self.call.audio_time
@@ -116,7 +207,8 @@ class LiveCallSession:
                 break
             key, pending = pending, None
             if key is None:
-                if self.call.audio_time - last >= timeout:
+                wait = timeout if not digits or digit_timeout is None else digit_timeout
+                if self.call.audio_time - last >= wait:
                     break
                 try:
                     key = self.call.keys.get(timeout=KEY_POLL_SECONDS)
@@ -125,12 +217,38 @@ class LiveCallSession:
             if finish_on_key and key == finish_on_key:
                 break
             digits += key
+            if valid_keys is not None and key not in valid_keys:
+                break
             last = self.call.audio_time
         return digits
+
+    def play_over(self, source: MediaSource) -> None:
+        """Play ``source`` on top of whatever the caller hears next, without waiting."""
+        self.call.start_overlay(source)
+
+    def record(self, request: RecordRequest) -> RecordOutcome | None:
+        """A <Record> take of the caller's voice (see ``calls.call_recordings``)."""
+        recordings = self._call_recordings()
+        return recordings.record(request) if recordings is not None else None
+
+    def record_session(self, file_format: str, stereo: bool, max_seconds: float | None,
+                       callback: StatusCallback | None) -> SessionRecordingStarted | None:
+        """Plivo's recordSession: both directions, in the background, until the hang-up."""
+        recordings = self._call_recordings()
+        if recordings is None:
+            return None
+        return recordings.record_session(file_format, stereo, max_seconds, callback)
+
+    def _call_recordings(self) -> CallRecordings | None:
+        if self._recordings is None:
+            log.error("call %s: no recording folder; nothing is recorded", self.sid)
+            return None
+        return CallRecordings(self.call, self._recordings, self._account_sid, self._webhooks)
 
     def hangup(self) -> None:
         """Hang up once what the caller is hearing has left the buffers, not cut off mid-word."""
         if not self.call.hung_up.is_set() and self.call.port is not None:
+            self.call.wait_overlay(OVERLAY_WAIT_SECONDS)  # tones of an asynchronous <DTMF>
             fmt = self.call.port.fmt
             self.call.play(SilenceSource(fmt.frames_for(HANGUP_DRAIN_SECONDS), fmt))
         self._hangup(self.call)

@@ -217,3 +217,25 @@ class TwilioConferenceCallbacks:
         if recording.status != "in-progress":
             params["RecordingDuration"] = str(round(recording.duration))
         return params
+
+
+RECORD_VERB_SOURCE = "RecordVerb"  # a recording made by the <Record> verb
+
+
+def record_verb_params(account_sid: str, call_sid: str,
+                       recording: RecordingResult) -> dict[str, str]:
+    """A <Record> verb's recordingStatusCallback parameters (Twilio's <Record> reference)."""
+    params = {
+        "AccountSid": account_sid,
+        "CallSid": call_sid,
+        "RecordingSid": recording.sid,
+        "RecordingUrl": recording.url,
+        "RecordingStatus": recording.status,
+        "RecordingChannels": "1",
+        "RecordingStartTime": rfc2822(recording.started_at),
+        "RecordingSource": RECORD_VERB_SOURCE,
+        "ErrorCode": "0",
+    }
+    if recording.status != "in-progress":
+        params["RecordingDuration"] = str(round(recording.duration))
+    return params

@@ -48,6 +48,7 @@ from appliance.twiml.verbs import (
     Number,
     Pause,
     Play,
+    Record,
     Redirect,
     Reject,
     Say,
@@ -349,6 +350,14 @@ def _finish_on_key(raw: str) -> str:
     return value
 
 
+def _finish_on_keys(raw: str) -> str:
+    """<Record>'s finishOnKey: any of the keys, or "" for none."""
+    value = raw.strip()
+    if any(char not in "0123456789*#" for char in value):
+        raise ValueError('must be keys of 0-9, * and #, or "" for none')
+    return value
+
+
 def _gather_input(raw: str) -> str:
     kinds = set(raw.replace(",", " ").lower().split())
     if not kinds or not kinds <= {"dtmf", "speech"}:
@@ -376,7 +385,7 @@ SSML_TAGS = frozenset(
 )
 # Valid on Twilio, but not run by this appliance.
 UNSUPPORTED_VERBS = frozenset(
-    {"Record", "Enqueue", "Leave", "Connect", "Start", "Stop", "Refer", "Sms", "Echo", "Pay"}
+    {"Enqueue", "Leave", "Connect", "Start", "Stop", "Refer", "Sms", "Echo", "Pay"}
 )
 UNSUPPORTED_NOUNS = frozenset({"Client", "Sip", "Queue", "Application", "WhatsApp"})
 
@@ -517,6 +526,32 @@ def _read_gather(node: Node, problems: Problems) -> Gather:
         ignored=("maxSpeechTime", "profanityFilter", "bargeIn", "debug", "speechModel", "enhanced")
     )
     return gather
+
+
+def _read_record(node: Node, problems: Problems) -> Record:
+    """TwiML's <Record>, with Twilio's defaults (Plivo's are in ``appliance.twiml.plivo``)."""
+    attrs = Attributes(node, problems)
+    record = Record(
+        action=attrs.get("action", as_optional, None),
+        method=attrs.get("method", as_method, "POST"),
+        file_format="wav",
+        timeout=attrs.get("timeout", as_integer(0), 5),
+        max_length=attrs.get("maxLength", as_integer(1), 3600),
+        play_beep=attrs.get("playBeep", as_bool, True),
+        finish_on_key=attrs.get("finishOnKey", _finish_on_keys, "1234567890*#"),
+        trim=attrs.get("trim", one_of(*TRIM_VALUES), "trim-silence"),
+        callback_url=attrs.get("recordingStatusCallback", as_optional, None),
+        callback_method=attrs.get("recordingStatusCallbackMethod", as_method, "POST"),
+        recording_status_callback_event=attrs.get(
+            "recordingStatusCallbackEvent", as_events(*RECORDING_EVENTS), ("completed",)
+        ),
+        transcribe=attrs.get("transcribe", as_bool, False),
+        transcription_url=attrs.get("transcribeCallback", as_optional, None),
+        line=node.line,
+    )
+    attrs.finish(ignored=("recordingChannels", "recordingTrack"))
+    _no_content(node, problems)
+    return record
 
 
 def _phone_number(node: Node, problems: Problems, number: str) -> str:
@@ -665,6 +700,7 @@ TWIML_VERBS: dict[str, Callable[[Node, Problems], Verb]] = {
     "Redirect": _read_redirect,
     "Gather": _read_gather,
     "Dial": _read_dial,
+    "Record": _read_record,
 }
 
 
@@ -695,15 +731,30 @@ PLIVO_VERBS = frozenset(
 # Verbs both dialects have: they follow whatever else the document holds.
 SHARED_VERBS = frozenset({"Play", "Hangup", "Redirect", "Record", "Dial"})
 TWIML_ONLY_VERBS = (frozenset(TWIML_VERBS) | UNSUPPORTED_VERBS) - SHARED_VERBS
+# Attributes of shared verbs that only Plivo XML has: they make the document Plivo XML
+# (Plivo's own reject example is a lone <Hangup reason="rejected"/>).
+PLIVO_ONLY_ATTRIBUTES = {
+    "Hangup": frozenset({"reason", "schedule"}),
+    "Record": frozenset({"fileFormat", "redirect", "callbackUrl", "callbackMethod",
+                         "recordSession", "startOnDialAnswer", "transcriptionType",
+                         "transcriptionUrl", "transcriptionMethod"}),
+}
+
+
+def _is_plivo_only(node: Node) -> bool:
+    if node.tag in PLIVO_VERBS:
+        return True
+    return bool(PLIVO_ONLY_ATTRIBUTES.get(node.tag, frozenset()) & node.attrib.keys())
 
 
 def detect_dialect(root: Node) -> str:
-    """The dialect of a <Response>: "plivo" when it holds Plivo-only verbs, else "twiml".
+    """The dialect of a <Response>: "plivo" when it holds Plivo-only verbs (or shared verbs with
+    attributes only Plivo has), else "twiml".
 
     A document of shared verbs only reads as TwiML; one holding verbs only Plivo XML has and
     verbs only TwiML has is refused with both named.
     """
-    plivo = next((child for child in root.children if child.tag in PLIVO_VERBS), None)
+    plivo = next((child for child in root.children if _is_plivo_only(child)), None)
     if plivo is None:
         return "twiml"
     twiml = next((child for child in root.children if child.tag in TWIML_ONLY_VERBS), None)

@@ -288,9 +288,11 @@ class PreAnswer:
 
 @dataclass(frozen=True)
 class Record:
-    """Record the caller (Plivo's <Record>); defaults are Plivo's.
+    """Record the caller (TwiML's and Plivo's <Record>); defaults are Plivo's.
 
-    ``finish_on_key`` lists the keys that stop the recording ("" for none).
+    ``finish_on_key`` lists the keys that stop the recording ("" for none). A TwiML document
+    fills in Twilio's defaults; its ``recordingStatusCallback`` is ``callback_url`` and its
+    ``transcribeCallback`` is ``transcription_url``. ``timeout`` 0 means no silence timeout.
     """
 
     action: str | None = None
@@ -309,6 +311,10 @@ class Record:
     transcription_method: str = "POST"
     callback_url: str | None = None
     callback_method: str = "POST"
+    # TwiML only.
+    trim: str = "do-not-trim"
+    recording_status_callback_event: tuple[str, ...] = ("completed",)
+    transcribe: bool = False
     line: int | None = _line()
 
 

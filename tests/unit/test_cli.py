@@ -115,7 +115,7 @@ def test_check_of_a_broken_document_prints_each_problem_with_its_line_and_exits_
         "<Response>\n"
         '  <Say loop="twice">Welcome</Say>\n'
         "  <Gather><Dial>+15550001111</Dial></Gather>\n"
-        "  <Record/>\n"
+        "  <Enqueue>support</Enqueue>\n"
         "</Response>\n"
     )
     result = appliance("check", "broken.xml", cwd=tmp_path)
@@ -129,7 +129,7 @@ def test_check_of_a_broken_document_prints_each_problem_with_its_line_and_exits_
     assert all(": error 12200: " in line for line in problems)
     assert 'loop="twice"' in problems[0]
     assert "<Gather> cannot contain <Dial>" in problems[1]
-    assert "<Record> is not supported" in problems[2]
+    assert "<Enqueue> is not supported" in problems[2]
 
 
 def test_check_of_malformed_xml_reports_the_parse_error_line(tmp_path):

@@ -487,9 +487,11 @@ def test_dial_action_is_not_requested_when_the_caller_hung_up(run, web):
     assert session.played == []
 
 
-def test_dial_with_a_number_is_refused_with_an_apology(run, synth, tmp_path, caplog):
+def test_dial_to_a_sip_address_is_refused_with_an_apology(run, synth, tmp_path, caplog):
     response = VoiceResponse()
-    response.dial("+15557654321")
+    dial = Dial()
+    dial.sip("sip:alice@example.com")
+    response.append(dial)
     session = run(write(tmp_path, "rules.xml", response))
     assert session.joins == []
     assert_apologised_and_hung_up(session, synth)
@@ -571,11 +573,10 @@ def test_broken_redirected_document_apologises_after_the_first_prompts(
 @pytest.mark.parametrize(
     "verb",
     [
-        "<Reject/>",
-        "<Record/>",
+        "<Enqueue>support</Enqueue>",
         "<Sya>typo</Sya>",
     ],
-    ids=["reject", "record", "unknown"],
+    ids=["enqueue", "unknown"],
 )
 def test_unsupported_verb_apologises_and_hangs_up(run, synth, tmp_path, caplog, verb):
     session = run(write(tmp_path, "rules.xml", f"<Response>{verb}<Say>After.</Say></Response>"))

@@ -660,3 +660,21 @@ def test_check_prints_the_mixed_dialect_error(tmp_path):
         f"{path}:3: error 12200: document mixes Plivo XML and TwiML: "
         "<Speak> (line 3) is Plivo XML, <Say> (line 2) is TwiML"
     ]
+
+
+@pytest.mark.parametrize("xml", [
+    '<Response><Hangup reason="rejected"/></Response>',
+    '<Response><Record fileFormat="wav" maxLength="30"/></Response>',
+])
+def test_shared_verbs_with_plivo_only_attributes_read_as_plivo(xml):
+    assert parse_twiml(xml).dialect == "plivo"
+    assert check_twiml(xml) == [], "Plivo's attributes are not unknown to Plivo's reader"
+
+
+def test_plivos_reject_example_keeps_its_reason():
+    document = parse_twiml('<Response><Hangup reason="busy"/></Response>')
+    assert document.verbs[0].reason == "busy"
+
+
+def test_a_bare_hangup_still_reads_as_twiml():
+    assert parse_twiml("<Response><Hangup/></Response>").dialect == "twiml"

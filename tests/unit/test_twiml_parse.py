@@ -358,7 +358,7 @@ def test_unknown_noun_in_dial_is_12200():
 
 
 def test_twilio_verbs_this_appliance_does_not_run_are_named():
-    error = parse_error("<Response><Record/></Response>")
+    error = parse_error("<Response><Enqueue>support</Enqueue></Response>")
     assert error.code == 12200
     assert "not supported" in error.message
 

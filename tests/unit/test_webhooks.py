@@ -70,3 +70,22 @@ def test_a_failing_endpoint_is_retried_once_logged_and_does_not_block_the_rest(
     assert [r["path"] for r in received] == ["/fail", "/fail", "/ok"]
     assert "15003" in caplog.text
     assert sender.failed == 1 and sender.delivered == 1
+
+
+def test_a_callback_that_raises_does_not_stop_the_ones_after_it(monkeypatch):
+    sender = WebhookSender("token", timeout=1.0, retries=0)
+    delivered = []
+
+    def deliver(hook):
+        if hook.url == "http://bad.invalid/":
+            raise ValueError("unusable URL")
+        delivered.append(hook.url)
+
+    monkeypatch.setattr(sender, "_deliver", deliver)
+    sender.start()
+    sender.send("http://bad.invalid/", "POST", {})
+    sender.send("http://127.0.0.1:9/next", "POST", {})
+    assert sender.wait_idle(5)
+    sender.stop()
+    assert delivered == ["http://127.0.0.1:9/next"]
+    assert sender.failed == 1
