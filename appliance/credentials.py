@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import Config
+from appliance.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +35,8 @@ def new_auth_token() -> str:
 
 
 def _write_private(path: Path, credentials: ApiCredentials) -> None:
-    """Write 0600 (the token is a secret from its first byte), fsync, then rename."""
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
-        handle.write(json.dumps({"account_sid": credentials.account_sid,
-                                 "auth_token": credentials.auth_token}))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps({"account_sid": credentials.account_sid,
+                                         "auth_token": credentials.auth_token}).encode())
 
 
 class ApiCredentialsFile:

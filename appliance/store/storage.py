@@ -27,7 +27,6 @@ import glob
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -37,37 +36,12 @@ from typing import Any, Literal
 from tinydb import TinyDB
 from tinydb.storages import Storage
 
+from appliance.files import TEMP_SUFFIX, atomic_write_bytes, fsync_directory
 from appliance.store.errors import StoreCorruptError
 
 log = logging.getLogger(__name__)
 
 CorruptPolicy = Literal["raise", "set_aside"]
-TEMP_SUFFIX = ".tmp"
-
-
-def fsync_directory(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable (POSIX: the entry lives in the folder)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    fsync_directory(path.parent)
 
 
 def stale_temp_files(path: Path) -> list[Path]:

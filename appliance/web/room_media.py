@@ -9,13 +9,13 @@ the appliance can decode (soundfile reads its header), not just carry an audio e
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 import soundfile
+
+from appliance.files import atomic_write_bytes
 
 MAX_BYTES = 20 * 1024 * 1024  # under the fetcher's 32 MB: minutes of WAV, an hour of MP3
 EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg")
@@ -73,16 +73,7 @@ class MediaLibrary:
         except (RuntimeError, soundfile.LibsndfileError, TypeError) as exc:
             raise MediaRefused(f"“{name}” is not an audio file this appliance can play.") from exc
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, self.folder / name)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(self.folder / name, data)
         return name
 
     def _read_limited(self, stream: BinaryIO) -> bytes:

@@ -11,13 +11,11 @@ the new one.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from appliance.files import atomic_write_bytes, fsync_directory
 from appliance.twiml.parse import TwimlError, check_twiml
 
 FOLDER = "rules"  # under data_dir
@@ -144,30 +142,11 @@ class RuleFiles:
         if path is None:
             raise FileNotFoundError(name)
         path.unlink()
-        self._sync_folder()
+        fsync_directory(self.folder)
 
     def _write(self, name: str, data: bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".rule-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, self.folder / name)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        self._sync_folder()
-
-    def _sync_folder(self) -> None:
-        """Make the rename (or unlink) itself durable."""
-        with contextlib.suppress(OSError):  # some filesystems cannot open a folder to sync it
-            fd = os.open(self.folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        atomic_write_bytes(self.folder / name, data)
 
     def _read_limited(self, stream: BinaryIO) -> bytes:
         chunks: list[bytes] = []
