@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from appliance.audio.media import SpeechSynth
+from tests.e2e.callers import Voices
 from tests.harness import Daemon, launch
+from tests.receiver import Receiver, receiving
 
 
 @pytest.fixture
@@ -26,3 +29,15 @@ def start_daemon(tmp_path: Path) -> Iterator:
     yield start
     for daemon in started:
         daemon.close()
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
+    """espeak-ng sentences as the modems carry them (8 kHz), synthesised once per module."""
+    return Voices(SpeechSynth(tmp_path_factory.mktemp("tts")))
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A loopback web server that serves documents and records the requests it receives."""
+    yield from receiving()

@@ -4,19 +4,16 @@ jitterBufferSize, trim and eventCallbackUrl."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import soundfile
 from twilio.twiml.voice_response import VoiceResponse
 
-from appliance.audio.media import SpeechSynth, load_audio
+from appliance.audio.media import load_audio
 from appliance.audio.tones import tone, tone_segments
 from tests.audio_checks import normalised_xcorr
 from tests.e2e.callers import (
     RATE,
-    Voices,
     conference,
     dial_in,
     heard_while,
@@ -28,19 +25,11 @@ from tests.e2e.callers import (
     talk,
     until_hung_up,
 )
-from tests.receiver import API_CONFIG, Receiver, receiving
+from tests.receiver import API_CONFIG
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
-    return Voices(SpeechSynth(tmp_path_factory.mktemp("tts")))
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from receiving()
 
 
 def test_beep_on_enter_on_exit_and_a_muted_participant(start_daemon, voices):

@@ -4,17 +4,15 @@ played by simulated callers; the documents come from twilio's TwiML builder."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 
 import pytest
 from twilio.twiml.voice_response import VoiceResponse
 
-from appliance.audio.media import SpeechSynth, load_audio
+from appliance.audio.media import load_audio
 from tests.audio_checks import beep_times, normalised_xcorr, rms_dbfs
 from tests.e2e.callers import (
     RATE,
-    Voices,
     conference,
     dial_in,
     heard_while,
@@ -27,20 +25,12 @@ from tests.e2e.callers import (
     talk,
     until_hung_up,
 )
-from tests.receiver import ACCOUNT_SID, API_CONFIG, Receiver, receiving
+from tests.receiver import ACCOUNT_SID, API_CONFIG
 
 pytestmark = pytest.mark.e2e
 ENDED = "The conference has ended."
 
 
-@pytest.fixture(scope="module")
-def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
-    return Voices(SpeechSynth(tmp_path_factory.mktemp("tts")))
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from receiving()
 
 
 def test_moderated_room_waits_with_music_until_the_moderator_and_ends_with_them(

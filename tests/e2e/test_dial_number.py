@@ -3,30 +3,19 @@ each party hears, and what the Dial's action receives, for each outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from appliance.audio.media import SpeechSynth
 from appliance.audio.tones import tone_segments
-from tests.e2e.callers import RATE, Voices, dial_in, hears, talk, wait_for
+from tests.e2e.callers import RATE, dial_in, hears, talk, wait_for
 from tests.harness import Daemon
-from tests.receiver import API_CONFIG, Receiver, receiving
+from tests.receiver import API_CONFIG, Receiver
 
 pytestmark = pytest.mark.e2e
 CALLED = "+15550002222"
 GOODBYE = "<Response><Say>Goodbye</Say></Response>"
 
 
-@pytest.fixture(scope="module")
-def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
-    return Voices(SpeechSynth(tmp_path_factory.mktemp("tts")))
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from receiving()
 
 
 def dial_rules(receiver: Receiver, **attributes) -> str:

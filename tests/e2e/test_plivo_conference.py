@@ -4,27 +4,17 @@ plivo's XML builder."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from plivo import plivoxml
 
-from appliance.audio.media import SpeechSynth
-from tests.e2e.callers import Voices, dial_in, heard_while, hears, joins_beeped, listen
-from tests.receiver import API_CONFIG, Receiver, receiving
+from tests.e2e.callers import dial_in, heard_while, hears, joins_beeped, listen
+from tests.receiver import API_CONFIG
 
 pytestmark = pytest.mark.e2e
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-@pytest.fixture(scope="module")
-def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
-    return Voices(SpeechSynth(tmp_path_factory.mktemp("tts")))
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from receiving()
 
 
 def plivo(*elements: object) -> str:

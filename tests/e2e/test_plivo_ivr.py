@@ -4,7 +4,6 @@ heard by the caller, and <Record> notifying its action; documents from plivo's X
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -12,24 +11,16 @@ import soundfile
 from plivo import plivoxml
 
 from appliance.audio.dtmf import DtmfDetector
-from appliance.audio.media import SpeechSynth, load_audio
+from appliance.audio.media import load_audio
 from appliance.audio.tones import tone, tone_segments
 from tests.audio_checks import fraction_heard, normalised_xcorr
-from tests.e2e.callers import RATE, Voices, dial_in, hears, talk, until_hung_up, wait_for
-from tests.receiver import API_CONFIG, Receiver, receiving
+from tests.e2e.callers import RATE, dial_in, hears, talk, until_hung_up, wait_for
+from tests.receiver import API_CONFIG
 
 pytestmark = pytest.mark.e2e
 INVALID_HZ = 1500.0
 
 
-@pytest.fixture(scope="module")
-def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
-    return Voices(SpeechSynth(tmp_path_factory.mktemp("tts")))
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from receiving()
 
 
 def plivo(*elements: object) -> str:

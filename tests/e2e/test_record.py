@@ -3,32 +3,23 @@ what was said under data_dir/recordings, tells the action and the recordingStatu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from twilio.twiml.voice_response import Hangup, VoiceResponse
 
-from appliance.audio.media import SpeechSynth, load_audio
+from appliance.audio.media import load_audio
 from appliance.audio.tones import tone_segments
 from tests.audio_checks import normalised_xcorr
-from tests.e2e.callers import RATE, Voices, dial_in, hears, talk, wait_for
-from tests.receiver import API_CONFIG, Receiver, receiving
+from tests.e2e.callers import RATE, dial_in, hears, talk, wait_for
+from tests.receiver import API_CONFIG
 
 pytestmark = pytest.mark.e2e
 SENTENCE = "Please call me back about the picnic."
 HANGUP = str(VoiceResponse().append(Hangup()))
 
 
-@pytest.fixture(scope="module")
-def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
-    return Voices(SpeechSynth(tmp_path_factory.mktemp("tts")))
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from receiving()
 
 
 def beep_span(heard: np.ndarray) -> float:

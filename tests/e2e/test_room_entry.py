@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from appliance import supervisor
-from appliance.audio.media import SpeechSynth
 from appliance.events import EventBus
 from appliance.sim.simcom import SimcomModem
 from appliance.store import Room, Store
@@ -35,10 +34,6 @@ API = f'[api]\naccount_sid = "{ACCOUNT_SID}"\nauth_token = "{AUTH_TOKEN}"\n'
 PIN = "1234"
 ROOMS_WIRED = "RoomServices" in inspect.getsource(supervisor)
 
-
-@pytest.fixture(scope="module")
-def voices(tmp_path_factory) -> Voices:  # type: ignore[no-untyped-def]
-    return Voices(SpeechSynth(tmp_path_factory.mktemp("tts")))
 
 
 def speech_after(modem: SimcomModem, since: int, timeout: float = 20.0) -> int:
