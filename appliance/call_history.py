@@ -51,7 +51,7 @@ class CallHistory:
         if self._thread is not None:
             return
         self._unsubscribe = self._bus.subscribe(self._on_event)
-        self._thread = threading.Thread(target=self._run, name="call-history", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
