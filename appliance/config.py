@@ -26,6 +26,9 @@ METHODS = ("GET", "POST")
 URL_SCHEMES = ("http", "https", "file")
 MAX_SIM_SPEED = 20.0
 MAX_DRIFT_PPM = 1000.0
+# The modem a ``driver = "sim"`` line emulates (its ``model`` key); the real driver of that
+# family runs against it.
+SIM_MODELS = ("simcom", "quectel", "huawei", "sim800", "v253-usr", "v253-conexant")
 
 DEFAULT_NAME = "Home conference line"
 DEFAULT_DATA_DIR = "/var/lib/appliance"
@@ -104,6 +107,7 @@ class LineConfig:
     voice_method: str = "POST"
     fallback_url: str = ""
     drift_ppm: float = 0.0
+    model: str = "simcom"  # driver = "sim" only: which modem family the emulator is
 
 
 @dataclass(frozen=True)
@@ -337,6 +341,15 @@ def _read_line(table: _Table) -> LineConfig:
         table.error("drift_ppm", f"must be between -{MAX_DRIFT_PPM:g} and {MAX_DRIFT_PPM:g}")
         drift_ppm = 0.0
 
+    model = table.string("model", "simcom")
+    if table.has("model") and driver and driver != "sim":
+        table.error("model", f'only allowed for driver "sim" (driver "{driver}" is the model)')
+        model = "simcom"
+    elif model not in SIM_MODELS:
+        hint = _suggest(model, SIM_MODELS)
+        table.error("model", f'must be one of {" | ".join(SIM_MODELS)}, not "{model}"{hint}')
+        model = "simcom"
+
     table.finish()
     return LineConfig(
         name=name,
@@ -348,6 +361,7 @@ def _read_line(table: _Table) -> LineConfig:
         voice_method=voice_method,
         fallback_url=fallback_url,
         drift_ppm=drift_ppm,
+        model=model,
     )
 
 

@@ -435,8 +435,10 @@ class ATChannel:
                     for line in self._splitter.feed(data):
                         self._route(line)
         except Exception as exc:
-            if self._closing.is_set():
-                return  # our own close() pulled the port away
+            if self._closing.is_set() or self._dead is not None:
+                # Our own close() pulled the port away, or a failed write already reported
+                # the device lost and closed it (pyserial then fails in odd ways mid-read).
+                return
             if not isinstance(exc, DEVICE_ERRORS):
                 log.exception("%s: reader failed", self.name)
             self._die(exc)

@@ -78,6 +78,8 @@ CLCC_DIALING = 2
 CLCC_ALERTING = 3
 CLCC_RINGING = (4, 5)
 CLCC_RELEASED = (6, 7)
+# A call ended after an audio failure sends at most a hang-up (10 s timeout) before it reports.
+ABORT_JOIN_SECONDS = 12.0
 # V.250 6.3.1 result codes that end a dial attempt, and what they mean for the caller.
 DIAL_RESULTS = {
     "BUSY": "busy",
@@ -257,6 +259,7 @@ class GsmDriver(LineDriver):
         self._phase = "down"  # starting | idle | down, when no call is in progress
         self._events: queue.Queue[LineEvent | None] = queue.Queue()
         self._emitter: threading.Thread | None = None
+        self._aborts: list[threading.Thread] = []  # calls being ended after an audio failure
 
     @property
     def audio_path(self) -> str:
@@ -523,6 +526,12 @@ class GsmDriver(LineDriver):
             raise _StopRequested
 
     def _shutdown(self) -> None:
+        # A call whose audio failed is being ended on its own thread: its Disconnected must
+        # reach the emitter before the emitter stops, or the call would never end above.
+        with self._lock:
+            aborts, self._aborts = self._aborts, []
+        for thread in aborts:
+            thread.join(timeout=ABORT_JOIN_SECONDS)
         with self._lock:
             call = self._call
         if call is not None:
@@ -921,9 +930,12 @@ class GsmDriver(LineDriver):
 
     def _on_audio_error(self, call: GsmCall, exc: BaseException) -> None:
         log.error("%s: call audio failed: %s", self.name, exc)
-        threading.Thread(
+        thread = threading.Thread(
             target=self._end_quietly, args=(call, "failed"), name=f"{self.name}-abort", daemon=True
-        ).start()
+        )
+        with self._lock:
+            self._aborts = [*(t for t in self._aborts if t.is_alive()), thread]
+        thread.start()
 
     def _end_locally(self, call: GsmCall, reason: str) -> None:
         """Hang up with the first of HANGUP_COMMANDS the modem accepts, then finish the call."""

@@ -33,7 +33,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from appliance.sim.simcom import RATE, SimcomModem
+from appliance.sim.far_end import OutboundCalls
+from appliance.sim.models import SimulatedModem
+from appliance.sim.simcom import RATE
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +53,12 @@ def _text(request: Mapping[str, Any], key: str, *, required: bool = True) -> str
     return value
 
 
-def _status(modem: SimcomModem) -> dict[str, Any]:
+def _status(modem: SimulatedModem) -> dict[str, Any]:
     return {
         "state": modem.state,
         "number": modem.number,
         "caller_id": modem.caller_id,
-        "dialed": modem.dialed,
+        "dialed": modem.dialed if isinstance(modem, OutboundCalls) else "",
         "audio": modem.audio_active,
         "sample_clock": modem.sample_clock,
         "stats": modem.stats(),
@@ -66,7 +68,7 @@ def _status(modem: SimcomModem) -> dict[str, Any]:
 class SimControl:
     """Carries out control requests against a set of named modems (no I/O of its own)."""
 
-    def __init__(self, modems: Mapping[str, SimcomModem]) -> None:
+    def __init__(self, modems: Mapping[str, SimulatedModem]) -> None:
         self.modems = dict(modems)
         self._commands: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             "status": self._cmd_status,
@@ -98,7 +100,7 @@ class SimControl:
             log.exception("sim control request failed: %r", raw)
             return {"ok": False, "error": f"internal error: {exc}"}
 
-    def _modem(self, request: Mapping[str, Any]) -> SimcomModem:
+    def _modem(self, request: Mapping[str, Any]) -> SimulatedModem:
         line = _text(request, "line")
         try:
             return self.modems[line]
@@ -146,8 +148,15 @@ class SimControl:
         soundfile.write(str(path), heard, RATE, subtype="PCM_16")
         return {"samples": len(heard), "seconds": len(heard) / RATE, "path": str(path)}
 
-    def _cmd_far_end(self, request: Mapping[str, Any]) -> dict[str, Any]:
+    def _outbound(self, request: Mapping[str, Any]) -> OutboundCalls:
         modem = self._modem(request)
+        if not isinstance(modem, OutboundCalls):
+            # The V.253 emulator is an analog line's subscriber end: it places no calls.
+            raise RequestError(f"{modem.name} cannot take outbound calls (an analog line)")
+        return modem
+
+    def _cmd_far_end(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        modem = self._outbound(request)
         after = request.get("after", 1.0)
         if not isinstance(after, (int, float)) or isinstance(after, bool):
             raise RequestError("'after' must be a number of seconds")
@@ -155,9 +164,9 @@ class SimControl:
         return {}
 
     def _cmd_answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        modem = self._modem(request)
+        modem = self._outbound(request)
         modem.answer_far_end()
-        return {"state": modem.state}
+        return {"state": modem.state}  # type: ignore[attr-defined]
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -195,7 +204,7 @@ class _Server(socketserver.ThreadingUnixStreamServer):
 class SimControlServer:
     """Serves :class:`SimControl` on a Unix stream socket (mode 0660) until ``stop()``."""
 
-    def __init__(self, modems: Mapping[str, SimcomModem], socket_path: Path) -> None:
+    def __init__(self, modems: Mapping[str, SimulatedModem], socket_path: Path) -> None:
         self.socket_path = Path(socket_path)
         self.control = SimControl(modems)
         self._server: _Server | None = None
