@@ -5,7 +5,7 @@ APT_PKGS := espeak-ng sox libsndfile1 asterisk-moh-opsound-wav multimon-ng pytho
 STAMP_SYS  := $(VENV)/.system-deps
 STAMP_VENV := $(VENV)/.installed
 
-.PHONY: demo test bench lint deps clean
+.PHONY: demo test bench soak screenshots lint deps clean
 
 deps: $(STAMP_VENV)
 
@@ -34,9 +34,29 @@ test: deps
 bench: deps
 	$(PY) -m tests.bench
 
+# The README's screenshots, taken by the browser tests.
+screenshots: deps
+	APPLIANCE_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/browser
+
+# An hour of simulated time: four lines on drifting clocks in one conference (not in make test).
+soak: deps
+	$(PY) -m pytest -m soak -v tests/e2e/test_soak.py
+
 lint: deps
 	$(PY) -m ruff check appliance tests
 	$(PY) -m ruff format --check appliance tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# The SD image (docs/image.md): needs root, Debian's mmdebstrap and qemu; slow, so not in
+# `make test`. The QEMU boot test runs un-niced: the guest's audio runs in real time.
+IMAGE_NICE := nice -n 19 ionice -c3
+
+.PHONY: image image-test
+
+image:
+	$(IMAGE_NICE) image-build/build-image.sh
+
+image-test: deps
+	$(PY) -m pytest -p no:cacheprovider --timeout=2400 -v -s tests/image
