@@ -4,13 +4,23 @@ One side (a device's thread) puts audio in whatever chunks its clock delivers; t
 tick) takes whole frames. Two crystals never agree exactly, so the fill creeps; rather than
 let it grow without bound or drain into gaps, the consumer now and then takes one sample more
 (or less) than a frame and squeezes (or stretches) it to a frame by linear interpolation. A
-slip per frame corrects up to 1/frame_samples (3000 ppm at 320 samples), far more than the
-+-1000 ppm of real clocks, and is inaudible.
+slip every other frame corrects up to 1/(2 * frame_samples) (1560 ppm at 320 samples), more
+than the +-1000 ppm of real clocks, and is inaudible.
 
 ``target`` is the fill ``get_frame`` aims to find, the frame it takes included. One frame is
 enough when the consumer is paced by the producer (the engine's master port). Between two
 free-running clocks, though, once per phase crossing the consumer comes twice between two
 chunks; riding through that without an underrun takes a target of one frame plus one chunk.
+
+The fill each ``get_frame`` sees is the fill at a random phase of two clocks plus the jitter of
+two threads: it jumps by a chunk from one frame to the next. Slips follow the drift only, never
+that noise: the fill is averaged over about a second, a slip is due only when the average
+leaves a dead band a frame wide, each slip moves the average with it (so a lagging average
+does not ask for more), and slips come at most every ``_SLIP_EVERY`` frames; so a steady
+drift gives slips in one direction at the drift rate. A consumer that was late and takes the
+frames it owes back to back is not a burst; only a fill beyond that backlog (a stalled device
+catching up), or more than the target found when resuming after an underrun, is dropped at
+once (a skip).
 """
 
 from __future__ import annotations
@@ -21,6 +31,11 @@ import numpy as np
 
 # The fill is smoothed over about this many frames (a second of 20 ms frames).
 _SMOOTHING_FRAMES = 50
+# At most one slip per this many frames: 1/(2 * 320) = 1560 ppm at 20 ms and 16 kHz.
+_SLIP_EVERY = 2
+# Frames a late consumer may owe and take back to back (the engine's _MAX_BACKLOG_PERIODS):
+# a fill that high is a late tick, not a burst to drop.
+_BACKLOG_FRAMES = 3
 
 
 class DriftBuffer:
@@ -29,7 +44,8 @@ class DriftBuffer:
     ``put`` accepts any length; when full, the oldest samples are dropped (an overrun).
     ``get_frame`` always returns ``frame_samples`` samples: on an underrun what is left, then
     a short fade to silence; after that silence until the fill is back at the target
-    (priming). ``capacity_samples`` defaults to room for twice the target plus two frames.
+    (priming). ``capacity_samples`` defaults to room for twice the target, a backlog of late
+    frames and a burst beyond it.
     """
 
     def __init__(
@@ -38,7 +54,8 @@ class DriftBuffer:
         if frame_samples < 2:
             raise ValueError(f"frame_samples must be at least 2, not {frame_samples}")
         if capacity_samples is None:
-            capacity_samples = 2 * max(target_samples, frame_samples) + 2 * frame_samples
+            level = max(target_samples, frame_samples)
+            capacity_samples = 2 * level + (_BACKLOG_FRAMES + 2) * frame_samples
         if capacity_samples < 2 * frame_samples:
             raise ValueError(f"capacity_samples must be at least {2 * frame_samples}")
         self._frame = frame_samples
@@ -51,6 +68,7 @@ class DriftBuffer:
         self._threshold = max(1, frame_samples // 4)  # 5 ms at 20 ms frames
         self._fade = max(1, frame_samples // 10)
         self._smoothed = 0.0
+        self._since_slip = 0  # frames taken since the last slip
         self._playing = False
         self._last = 0  # the last sample handed out: where a fade to silence starts
         self._underruns = 0
@@ -75,6 +93,11 @@ class DriftBuffer:
     def target(self) -> int:
         """The target as set (a target under one frame behaves as one frame)."""
         return self._target
+
+    @property
+    def underruns(self) -> int:
+        """Underruns since creation (cheaper than ``stats()`` once a period)."""
+        return self._underruns
 
     @property
     def capacity(self) -> int:
@@ -134,6 +157,11 @@ class DriftBuffer:
                 if fill < self._level:
                     return np.zeros(self._frame, dtype=np.int16)
                 self._playing = True
+                if fill > self._level + self._frame:
+                    # More than the target came while priming (a late producer catching up
+                    # after a gap): resume at the target, as after a burst, rather than slip
+                    # the surplus away over the next seconds.
+                    fill = self._skip(fill)
                 self._smoothed = float(fill)
                 return self._faded_in(self._take(self._frame))
             if fill < self._frame:
@@ -141,28 +169,30 @@ class DriftBuffer:
                 self._playing = False
                 return self._faded_out(self._take(fill))
 
-            if fill > self._level + 2 * self._frame + self._threshold:
-                # Far beyond any phase crossing: a burst after a stalled device. Drop the excess
-                # at once (one skip) rather than slipping it away and warping seconds of speech.
-                excess = fill - (self._level + self._frame // 2)
-                self._start = (self._start + excess) % len(self._ring)
-                self._fill = fill = fill - excess
+            if fill > self._level + (1 + _BACKLOG_FRAMES) * self._frame + self._threshold:
+                # Far beyond any phase crossing or late tick: a burst after a stalled device.
+                # Drop the excess at once (one skip) rather than slipping it away and warping
+                # seconds of speech.
+                fill = self._skip(fill)
                 self._smoothed = float(fill)
-                self._skips += 1
             self._smoothed += (fill - self._smoothed) / _SMOOTHING_FRAMES
+            self._since_slip += 1
             # Two clocks with an arbitrary phase leave anything from the level to a frame above
             # it at this point; that band is left alone, so slips happen at the clocks' drift
             # rate only, never to chase the phase (a slip per frame would warp speech 0.3 %).
-            if self._smoothed > self._level + self._frame + self._threshold:
-                error = 1.0
-            elif self._smoothed < self._level - 0.5:
-                error = -1.0
-            else:
-                error = 0.0
-            if error > 0 and fill > self._frame:
+            due = self._since_slip >= _SLIP_EVERY
+            if (
+                due
+                and fill > self._frame
+                and self._smoothed > self._level + self._frame + self._threshold
+            ):
+                self._since_slip = 0
+                self._smoothed -= 1.0
                 self._slips_dropped += 1
                 frame = self._resized(self._take(self._frame + 1), self._squeeze)
-            elif error < 0:
+            elif due and self._smoothed < self._level - 0.5:
+                self._since_slip = 0
+                self._smoothed += 1.0
                 self._slips_added += 1
                 frame = self._resized(self._take(self._frame - 1), self._stretch)
             else:
@@ -211,6 +241,14 @@ class DriftBuffer:
             self._fill -= drop
             samples = -drop
         self._smoothed += samples  # the band the fill moves in shifts with it
+
+    def _skip(self, fill: int) -> int:
+        """Drop the oldest samples down to half a frame above the level (one skip); new fill."""
+        excess = fill - (self._level + self._frame // 2)
+        self._start = (self._start + excess) % len(self._ring)
+        self._fill -= excess
+        self._skips += 1
+        return self._fill
 
     def _take(self, count: int) -> np.ndarray:
         """Remove and return the oldest ``count`` samples (a copy)."""

@@ -44,7 +44,11 @@ class DeviceAudioPort:
     frame included, so 20 ms at 20 ms frames means no more buffering than one frame: right for
     the master, whose frames pace the tick. A port on another clock rides through the moments
     its phase crosses the tick's without a gap from 40 ms on. The outbound target is one
-    device period (at least one frame).
+    device period (at least one frame): all a master needs, whose own clock paces the tick.
+    A port on another clock keeps it while its clock and the tick's hold their phase (two
+    devices on one crystal); at its first outbound underrun, the mark of a phase crossing, it
+    takes a frame more for the rest of the call, so a drifting clock costs one gap, not one
+    per crossing, and a steady one no delay.
     """
 
     def __init__(
@@ -64,7 +68,10 @@ class DeviceAudioPort:
         capacity = fmt.rate * _CAPACITY_MS // 1000
         self._inbound = DriftBuffer(fmt.samples, self._samples(target_ms), capacity)
         device_period = math.ceil(device_frame_samples * fmt.rate / device_rate)
-        self._outbound = DriftBuffer(fmt.samples, max(device_period, fmt.samples), capacity)
+        self._paced_target = max(device_period, fmt.samples)
+        self._free_target = device_period + fmt.samples
+        self._outbound = DriftBuffer(fmt.samples, self._paced_target, capacity)
+        self._free_underruns = 0  # outbound underruns when the port last stopped being master
         self._jitter_ms = target_ms
         self._to_tick = StreamResampler(device_rate, fmt.rate)
         self._to_device = StreamResampler(fmt.rate, device_rate)
@@ -126,9 +133,18 @@ class DeviceAudioPort:
     # --- control ----------------------------------------------------------------------------
 
     def set_tick_listener(self, callback: Callable[[], None] | None) -> None:
-        """Call ``callback`` (on the device thread) for every frame's worth of device input."""
+        """Call ``callback`` (on the device thread) for every frame's worth of device input.
+
+        A port with a listener is the engine's master: the tick keeps its device's pace, and
+        one device period is enough outbound. Without one, its outbound target grows by a
+        frame at its next underrun (see the class).
+        """
         self._unsignalled = 0
         self._listener = callback
+        if callback is not None:
+            self._outbound.set_target(self._paced_target)
+        else:
+            self._free_underruns = self._outbound.underruns
 
     def set_jitter_target(self, ms: int) -> None:
         """Inbound buffering in ms, the tick's frame included; 0 (off) keeps just one frame."""
@@ -142,6 +158,7 @@ class DeviceAudioPort:
             "frames_in": self._frames_in,
             "frames_out": self._frames_out,
             "jitter_target_ms": self._jitter_ms,
+            "master": self._listener is not None,
         }
 
     def close(self) -> None:
@@ -170,6 +187,12 @@ class DeviceAudioPort:
             chunk = self._to_device.process(self._outbound.get_frame())
             self._staging[self._staged : self._staged + len(chunk)] = chunk
             self._staged += len(chunk)
+        outbound = self._outbound
+        if self._listener is None and outbound.underruns > self._free_underruns:
+            # Another clock whose phase crossed the tick's: ride through the next crossings.
+            self._free_underruns = outbound.underruns
+            if outbound.target < self._free_target:
+                outbound.set_target(self._free_target)
         frame = self._staging[:need].copy()
         rest = self._staged - need
         self._staging[:rest] = self._staging[need : self._staged]

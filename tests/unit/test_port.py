@@ -73,6 +73,7 @@ def test_a_played_tone_keeps_its_pitch_at_the_device_rate() -> None:
 
 def test_path_from_device_in_through_the_tick_to_device_out_adds_little_latency() -> None:
     port = modem_port()
+    port.set_tick_listener(lambda: None)  # the master: its device paces the tick
     click = np.zeros(160 * 40, dtype=np.int16)
     click[160 * 10] = 20000
     out = []
@@ -135,3 +136,65 @@ def test_a_closed_port_gives_silence_of_the_right_lengths_and_stops_signalling()
 
 def test_repr_names_the_port_and_its_rates() -> None:
     assert repr(modem_port()) == "DeviceAudioPort('gsm0', 8000 Hz x 160 <-> 16000 Hz x 320, open)"
+
+
+def test_off_the_master_clock_the_first_outbound_gap_buys_a_frame_of_headroom() -> None:
+    port = modem_port()
+    period = FMT.samples
+    assert port._outbound.target == period, "two clocks in step need no more than a period"
+    for _ in range(50):  # the tick and the device in step
+        port.write_frame(tone(440, FMT.rate, FMT.samples))
+        port.device_frame_out()
+    assert port._outbound.target == period and port.stats()["outbound"]["underruns"] == 0
+    port.device_frame_out()  # the device came twice between two ticks: their phases crossed
+    assert port.stats()["outbound"]["underruns"] == 1
+    assert port._outbound.target == 2 * period, "a frame more from now on"
+
+
+def test_the_master_keeps_one_period_outbound_whatever_happens() -> None:
+    port = modem_port()
+    port.set_tick_listener(lambda: None)
+    port.write_frame(tone(440, FMT.rate, FMT.samples))
+    port.device_frame_out()
+    port.device_frame_out()  # a late tick (a busy machine), not another clock
+    assert port.stats()["outbound"]["underruns"] == 1
+    assert port._outbound.target == FMT.samples
+
+
+@pytest.mark.parametrize("ppm", [300, -300])
+def test_a_port_on_a_drifting_clock_gaps_at_most_once_then_slips_one_way(ppm: int) -> None:
+    # Simulated time: the modem's periods (+-5 ms of jitter) against the tick's frames.
+    rng = np.random.default_rng(3)
+    port = modem_port(target_ms=60)  # Twilio's default jitterBufferSize, "large"
+    seconds, period = 300, FMT.period
+    device = np.arange(int(seconds / period)) * period / (1 + ppm * 1e-6) + 0.3 * period
+    device = np.maximum.accumulate(device + rng.uniform(-0.005, 0.005, len(device)))
+    ticks = np.arange(int(seconds / period)) * period
+    ticks = ticks[ticks < device[-1] - 0.1]  # no ticks after the device's last period
+    device = device[device < ticks[-1]]  # and none after the tick's last frame
+    events = sorted([(t, 0) for t in device] + [(t, 1) for t in ticks])
+    silence = np.zeros(160, dtype=np.int16)
+    for _, kind in events:
+        if kind == 0:
+            port.device_frame_in(silence)
+            port.device_frame_out()
+        else:
+            port.read_frame()
+            port.write_frame(FMT.silence())
+    stats = port.stats()
+    inbound, outbound = stats["inbound"], stats["outbound"]
+    assert inbound["underruns"] == 0, stats
+    if ppm > 0:  # the device takes faster than the tick gives: one gap at the first crossing
+        assert outbound["underruns"] == 1, stats
+        assert port._outbound.target == 2 * FMT.samples, "a frame more after it"
+    else:  # it takes slower: the fill only ever steps up, one period is enough
+        assert outbound["underruns"] == 0 and port._outbound.target == FMT.samples, stats
+    # A fast device (ppm > 0): inbound drops what it adds, outbound stretches; and vice versa.
+    drift = abs(ppm) * 1e-6 * FMT.rate * seconds  # 1440 samples
+    keys = [("inbound", "slips_dropped"), ("outbound", "slips_added")]
+    if ppm < 0:
+        keys = [("inbound", "slips_added"), ("outbound", "slips_dropped")]
+    wrong_way = {"slips_added": "slips_dropped", "slips_dropped": "slips_added"}
+    for side, key in keys:
+        assert 0.5 * drift < stats[side][key] < 1.2 * drift, stats
+        assert stats[side][wrong_way[key]] == 0, stats
