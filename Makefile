@@ -40,7 +40,7 @@ screenshots: deps
 
 # An hour of simulated time: four lines on drifting clocks in one conference (not in make test).
 soak: deps
-	$(PY) -m pytest -m soak -v tests/e2e/test_soak.py
+	$(PY) -m pytest -m soak -v -s tests/e2e/test_soak.py
 
 lint: deps
 	$(PY) -m ruff check appliance tests
