@@ -122,7 +122,7 @@ class Supervisor:
                                    lambda: self.engine.ticks * self.fmt.period)
         self.fetcher = Fetcher(self.credentials.account_sid, self.credentials.auth_token)
         self.synth = SpeechSynth(data_dir / "cache" / "tts")
-        self.media = MediaCache(self.fetcher, self.fmt.rate)
+        self.media = MediaCache(self.fetcher, self.fmt.rate, cache_dir=data_dir / "cache" / "media")
         self.webhooks = WebhookSender(self.credentials.auth_token)
         self.recordings = RecordingStore.for_listen(data_dir / "recordings", config.web.host,
                                                     config.web.port)
