@@ -933,9 +933,9 @@ class GsmDriver(LineDriver):
         thread = threading.Thread(
             target=self._end_quietly, args=(call, "failed"), name=f"{self.name}-abort", daemon=True
         )
-        with self._lock:
+        with self._lock:  # started and listed at once, so _shutdown never joins it unstarted
+            thread.start()
             self._aborts = [*(t for t in self._aborts if t.is_alive()), thread]
-        thread.start()
 
     def _end_locally(self, call: GsmCall, reason: str) -> None:
         """Hang up with the first of HANGUP_COMMANDS the modem accepts, then finish the call."""
