@@ -6,6 +6,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 TEMP_SUFFIX = ".tmp"
 
@@ -40,3 +41,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.unlink(temp)
         raise
     fsync_directory(path.parent)
+
+
+READ_CHUNK = 64 * 1024
+
+
+def read_at_most(stream: BinaryIO, limit: int) -> bytes | None:
+    """All of ``stream`` if it holds at most ``limit`` bytes, else None (read in chunks, so an
+    oversized upload is never held in memory whole)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -15,12 +15,11 @@ from typing import BinaryIO
 
 import soundfile
 
-from appliance.files import atomic_write_bytes
+from appliance.files import atomic_write_bytes, read_at_most
 
 MAX_BYTES = 20 * 1024 * 1024  # under the fetcher's 32 MB: minutes of WAV, an hour of MP3
 EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,127}")  # the rooms store's wait_music names
-_CHUNK = 64 * 1024
 
 
 class MediaRefused(ValueError):
@@ -77,12 +76,8 @@ class MediaLibrary:
         return name
 
     def _read_limited(self, stream: BinaryIO) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := stream.read(_CHUNK):
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise MediaRefused(f"The file is too big: at most {self.max_bytes // 1024 // 1024}"
-                                   " MB.")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        data = read_at_most(stream, self.max_bytes)
+        if data is None:
+            raise MediaRefused(f"The file is too big: at most {self.max_bytes // 1024 // 1024}"
+                               " MB.")
+        return data

@@ -15,14 +15,13 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
-from appliance.files import atomic_write_bytes, fsync_directory
+from appliance.files import atomic_write_bytes, fsync_directory, read_at_most
 from appliance.twiml.parse import TwimlError, check_twiml
 
 FOLDER = "rules"  # under data_dir
 MAX_BYTES = 256 * 1024  # a call document is a few KB; Twilio's own limit is 64 KB of TwiML
 EXTENSION = ".xml"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,59}\.xml")
-_CHUNK = 64 * 1024
 
 
 class RuleRefused(ValueError):
@@ -149,11 +148,7 @@ class RuleFiles:
         atomic_write_bytes(self.folder / name, data)
 
     def _read_limited(self, stream: BinaryIO) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := stream.read(_CHUNK):
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise RuleRefused(f"The file is too big: at most {self.max_bytes // 1024} KB.")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        data = read_at_most(stream, self.max_bytes)
+        if data is None:
+            raise RuleRefused(f"The file is too big: at most {self.max_bytes // 1024} KB.")
+        return data
